@@ -1,0 +1,102 @@
+"""Apache Airflow provider for Azure Remote Rendering (ARR) session management."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_PACKAGE = "airflow_provider_arr"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow (entry point ``apache_airflow_provider``)."""
+    return {
+        "package-name": "airflow-provider-arr",
+        "name": "Azure Remote Rendering",
+        "description": "Create, extend, wait for and stop Azure Remote Rendering sessions (render VMs).",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Azure Remote Rendering",
+                "external-doc-url": "https://learn.microsoft.com/azure/remote-rendering/",
+                "tags": ["azure"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Azure Remote Rendering",
+                "python-modules": [f"{_PACKAGE}.operators.remote_rendering"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Azure Remote Rendering",
+                "python-modules": [f"{_PACKAGE}.sensors.remote_rendering"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Azure Remote Rendering",
+                "python-modules": [f"{_PACKAGE}.hooks.remote_rendering"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Azure Remote Rendering",
+                "python-modules": [f"{_PACKAGE}.triggers.remote_rendering"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "azure_remote_rendering",
+                "hook-class-name": f"{_PACKAGE}.hooks.remote_rendering.RemoteRenderingHook",
+                "hook-name": "Azure Remote Rendering",
+                "conn-fields": {
+                    "region": {
+                        "label": "Region",
+                        "description": "Instead of Host: a region such as westus2 "
+                        "(https://remoterendering.<region>.mixedreality.azure.com).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "sts_url": {
+                        "label": "Token service URL",
+                        "description": "The Mixed Reality STS base URL.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "format": "url",
+                            "default": "https://sts.mixedreality.azure.com",
+                        },
+                    },
+                    "api_version": {
+                        "label": "API version",
+                        "schema": {"type": ["string", "null"], "default": "v1", "enum": ["v1"]},
+                    },
+                    "connect_timeout": {
+                        "label": "Connect timeout (s)",
+                        "schema": {"type": ["number", "null"], "default": 10},
+                    },
+                    "read_timeout": {
+                        "label": "Read timeout (s)",
+                        "schema": {"type": ["number", "null"], "default": 30},
+                    },
+                    "retry_limit": {
+                        "label": "Attempts per call",
+                        "schema": {"type": ["integer", "null"], "default": 6, "minimum": 1},
+                    },
+                    "retry_max_time": {
+                        "label": "Retry budget per call (s)",
+                        "schema": {"type": ["number", "null"], "default": 120},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {"host": "Service URL", "login": "Account ID", "password": "Account key"},
+                    "placeholders": {
+                        "host": "https://remoterendering.westus2.mixedreality.azure.com",
+                        "login": "00000000-0000-0000-0000-000000000000",
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,70 @@
+"""The one exception family the provider raises for failed service calls."""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+
+class RemoteRenderingError(AirflowException):
+    """A call to the Azure Remote Rendering service (or its token service) failed.
+
+    The text names the operation, the HTTP status, the service's message and the ``MS-CV``
+    correlation vector that the service team needs to trace the call.
+
+    :param operation: the hook operation, e.g. ``create_session``.
+    :param http_status: the HTTP status, or ``None`` when no answer came.
+    :param service_message: what the service said, if anything.
+    :param ms_cv: the ``MS-CV`` header of the answer, if any.
+    :param hint: one sentence on what to do about it.
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        *,
+        http_status: int | None = None,
+        service_message: str | None = None,
+        ms_cv: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.operation = operation
+        self.http_status = http_status
+        self.service_message = service_message
+        self.ms_cv = ms_cv
+        self.hint = hint
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        status = f"HTTP {self.http_status}" if self.http_status is not None else "no HTTP answer"
+        message = self.service_message or "no message"
+        text = f"{self.operation} failed: {status}; service message: {message}; MS-CV: {self.ms_cv or 'none'}"
+        return f"{text}. {self.hint}" if self.hint else text
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments need help to survive pickling (Airflow may pickle task exceptions).
+        return (
+            _rebuild,
+            (type(self), self.operation, self.http_status, self.service_message, self.ms_cv, self.hint),
+        )
+
+
+class RemoteRenderingSessionNotFoundError(RemoteRenderingError):
+    """The service does not know the session (HTTP 404)."""
+
+
+class RemoteRenderingSessionMayExistError(RemoteRenderingError):
+    """A create call failed in a way where the service may still have started the session.
+
+    It is not retried blindly: a second create could start a second billed VM.
+    """
+
+
+def _rebuild(cls: type[RemoteRenderingError], *args: object) -> RemoteRenderingError:
+    operation, http_status, service_message, ms_cv, hint = args
+    return cls(
+        str(operation),
+        http_status=http_status,  # type: ignore[arg-type]
+        service_message=service_message,  # type: ignore[arg-type]
+        ms_cv=ms_cv,  # type: ignore[arg-type]
+        hint=hint,  # type: ignore[arg-type]
+    )

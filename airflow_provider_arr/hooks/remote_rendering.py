@@ -1,0 +1,880 @@
+"""The hook for the Azure Remote Rendering session-management REST API.
+
+It is the only code that speaks HTTP to the service. The sync path uses one pooled
+``requests.Session``, the async path (for the trigger) one ``httpx.AsyncClient``; both share the
+connection settings, the process-wide token cache, one retry policy (tenacity) and one error mapping,
+so the two paths differ only in the transport call itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import json
+import random
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from airflow.sdk import BaseHook
+
+from airflow_provider_arr.exceptions import (
+    RemoteRenderingError,
+    RemoteRenderingSessionMayExistError,
+    RemoteRenderingSessionNotFoundError,
+)
+from airflow_provider_arr.models import (
+    ArrInputError,
+    ArrResponseError,
+    SessionProperties,
+    format_timespan,
+    validate_lease,
+    validate_models,
+    validate_session_id,
+    validate_size,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+DEFAULT_STS_URL = "https://sts.mixedreality.azure.com"
+REGION_URL = "https://remoterendering.{region}.mixedreality.azure.com"
+SUPPORTED_API_VERSIONS = ("v1",)
+
+#: Tokens are refreshed this long before their ``exp`` (or at half their lifetime, if that is sooner).
+TOKEN_REFRESH_LEAD = 300.0
+#: Lifetime assumed for a token that is not a JWT, so its expiry cannot be read.
+NON_JWT_TOKEN_LIFETIME = 600.0
+
+_CONNECTION_EXTRAS = {
+    # name: (type, default)
+    "connect_timeout": (float, 10.0),
+    "read_timeout": (float, 30.0),
+    "retry_limit": (int, 6),
+    "retry_max_time": (float, 120.0),
+    "retry_min_wait": (float, 1.0),
+    "retry_max_wait": (float, 30.0),
+}
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Everything the hook needs from an Airflow connection, checked once.
+
+    :param base_url: the session API's base URL, without a trailing slash.
+    :param sts_url: the token service's base URL.
+    :param account_id: the ARR account id (a GUID).
+    :param account_key: the account key (secret).
+    :param api_version: the API dialect, ``v1``.
+    """
+
+    base_url: str
+    sts_url: str
+    account_id: str
+    account_key: str = field(repr=False)
+    api_version: str = "v1"
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    retry_limit: int = 6
+    retry_max_time: float = 120.0
+    retry_min_wait: float = 1.0
+    retry_max_wait: float = 30.0
+
+    @classmethod
+    def from_connection(
+        cls, conn_id: str, host: str | None, login: str | None, password: str | None, extra: Mapping[str, Any]
+    ) -> ConnectionSettings:
+        """Validate a connection's fields; errors name the connection and the field.
+
+        :param conn_id: the connection id, for error messages.
+        :param host: the connection's host: the service base URL.
+        :param login: the account id.
+        :param password: the account key.
+        :param extra: the connection's extras.
+        """
+
+        def where(name: str) -> str:
+            return f"connection {conn_id!r} {name}"
+
+        if not isinstance(extra, Mapping):
+            raise ArrInputError(where("extra"), "must be a JSON object")
+        region = extra.get("region")
+        if host:
+            base_url = host.strip()
+        elif region:
+            if not isinstance(region, str) or not region.isalnum():
+                raise ArrInputError(
+                    where("extra 'region'"), f"must be a region name like 'westus2', got {region!r}"
+                )
+            base_url = REGION_URL.format(region=region.lower())
+        else:
+            raise ArrInputError(
+                where("host"),
+                "is empty; set the service URL (e.g. https://remoterendering.westus2.mixedreality.azure.com) "
+                "or the extra 'region'",
+            )
+        sts_url = extra.get("sts_url") or DEFAULT_STS_URL
+        if not isinstance(sts_url, str):
+            raise ArrInputError(
+                where("extra 'sts_url'"), f"must be a URL string, got {type(sts_url).__name__}"
+            )
+        account_id = (login or "").strip()
+        try:
+            validate_session_id(account_id, where("login (account id)"))
+        except ArrInputError:
+            raise ArrInputError(
+                where("login (account id)"), f"must be the account's GUID, got {account_id!r}"
+            ) from None
+        if not password:
+            raise ArrInputError(where("password (account key)"), "is empty")
+        api_version = extra.get("api_version") or "v1"
+        if api_version not in SUPPORTED_API_VERSIONS:
+            raise ArrInputError(
+                where("extra 'api_version'"), f"must be one of {SUPPORTED_API_VERSIONS}, got {api_version!r}"
+            )
+        numbers: dict[str, Any] = {}
+        for name, (kind, default) in _CONNECTION_EXTRAS.items():
+            value = extra.get(name, default)
+            try:
+                number = kind(value)
+            except (TypeError, ValueError):
+                raise ArrInputError(where(f"extra {name!r}"), f"must be a number, got {value!r}") from None
+            if number <= 0 and name != "retry_min_wait":
+                raise ArrInputError(where(f"extra {name!r}"), f"must be greater than zero, got {value!r}")
+            numbers[name] = number
+        return cls(
+            base_url=_checked_url(base_url, where("host")),
+            sts_url=_checked_url(sts_url, where("extra 'sts_url'")),
+            account_id=account_id.lower(),
+            account_key=password,
+            api_version=api_version,
+            **numbers,
+        )
+
+
+def _checked_url(url: str, where: str) -> str:
+    """Refuse URLs without a scheme, and plain http to anything but loopback (it would expose secrets)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ArrInputError(where, f"must be a full http(s) URL like https://host, got {url!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ArrInputError(
+            where,
+            f"uses plain http:// to {parts.hostname!r}; the account key and tokens are only sent over https "
+            "(plain http is allowed for loopback addresses, e.g. the emulator)",
+        )
+    return url.strip().rstrip("/")
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------------------------------
+# Token cache: one per process, shared by every hook instance, sync and async.
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CachedToken:
+    value: str = field(repr=False)
+    refresh_at: float
+
+
+class _TokenCache:
+    """STS tokens keyed by (STS URL, account id), refreshed shortly before they expire."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str], _CachedToken] = {}
+        self._lock = threading.Lock()
+        self._fetch_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._async_locks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]
+        ] = weakref.WeakKeyDictionary()
+
+    def get(self, key: tuple[str, str]) -> str | None:
+        cached = self._tokens.get(key)
+        if cached is not None and time.time() < cached.refresh_at:
+            return cached.value
+        return None
+
+    def put(self, key: tuple[str, str], token: str) -> None:
+        self._tokens[key] = _CachedToken(token, _refresh_time(token))
+
+    def invalidate(self, key: tuple[str, str], token: str) -> None:
+        """Forget ``token`` (refused with a 401), unless another caller already replaced it."""
+        with self._lock:
+            cached = self._tokens.get(key)
+            if cached is not None and cached.value == token:
+                del self._tokens[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    def fetch_lock(self, key: tuple[str, str]) -> threading.Lock:
+        with self._lock:
+            return self._fetch_locks.setdefault(key, threading.Lock())
+
+    def async_fetch_lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            return self._async_locks.setdefault(loop, {}).setdefault(key, asyncio.Lock())
+
+
+_token_cache = _TokenCache()
+
+
+def _refresh_time(token: str) -> float:
+    """When to fetch a new token: 5 minutes before ``exp``, or at half-life for short-lived tokens."""
+    now = time.time()
+    expires_at = _jwt_expiry(token)
+    if expires_at is None:
+        expires_at = now + NON_JWT_TOKEN_LIFETIME
+    lifetime = max(expires_at - now, 0.0)
+    return expires_at - min(TOKEN_REFRESH_LEAD, lifetime / 2)
+
+
+def _jwt_expiry(token: str) -> float | None:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    expiry = payload.get("exp") if isinstance(payload, dict) else None
+    return float(expiry) if isinstance(expiry, int | float) and not isinstance(expiry, bool) else None
+
+
+# --------------------------------------------------------------------------------------------------
+# One request, one answer, and the policy that maps answers and transport errors to outcomes.
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Request:
+    operation: str
+    method: str
+    url: str
+    body: dict[str, Any] | None = None
+    ok: frozenset[int] = frozenset({200})
+    #: False where a blind retry could start a second billed session (create).
+    retry_safe: bool = True
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    headers: Mapping[str, str]
+    text: str
+
+    @property
+    def ms_cv(self) -> str | None:
+        return self.headers.get("ms-cv") or self.headers.get("MS-CV")
+
+    def json(self, operation: str) -> Any:
+        try:
+            return json.loads(self.text) if self.text else None
+        except ValueError:
+            raise RemoteRenderingError(
+                operation,
+                http_status=self.status,
+                service_message=f"answer is not JSON: {self.text[:200]!r}",
+                ms_cv=self.ms_cv,
+            ) from None
+
+
+class _TransientError(RemoteRenderingError):
+    """A failure worth retrying: throttling, a server error or a network error."""
+
+    def __init__(self, operation: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(operation, **kwargs)
+
+
+class _TokenRefused(Exception):
+    """The session API answered 401: the token is stale or revoked."""
+
+
+_RETRY_AFTER_MAX = 3600.0
+_SESSION_MAY_EXIST = (
+    "The service may have started the session anyway, so it was not retried (a second create could "
+    "start a second billed VM): list the account's sessions and stop any you do not want."
+)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Read ``Retry-After`` as seconds or as an HTTP date; ``None`` if absent or unreadable."""
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), _RETRY_AFTER_MAX)
+
+
+def _service_message(text: str) -> str | None:
+    """Pull the message out of whatever error body the service sent (JSON of either dialect, or text)."""
+    if not text.strip():
+        return None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text.strip()[:500]
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, str):
+            return error
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("Message")
+            code = error.get("code")
+            if message and code:
+                return f"{code}: {message}"
+            if message or code:
+                return str(message or code)
+    return text.strip()[:500]
+
+
+def _check(request: _Request, response: _Response) -> _Response:
+    """Map an answer to a result or to the right error; 401 is handled by the caller."""
+    if response.status in request.ok:
+        return response
+    status = response.status
+    error_args: dict[str, Any] = {
+        "http_status": status,
+        "service_message": _service_message(response.text),
+        "ms_cv": response.ms_cv,
+    }
+    if status == 429 or status == 503:
+        # The service did not act on the request: safe to retry, create included.
+        raise _TransientError(request.operation, retry_after=_retry_after(response.headers), **error_args)
+    if status >= 500 or status == 408:
+        if not request.retry_safe:
+            raise RemoteRenderingSessionMayExistError(
+                request.operation, hint=_SESSION_MAY_EXIST, **error_args
+            )
+        raise _TransientError(request.operation, retry_after=_retry_after(response.headers), **error_args)
+    if status == 404:
+        raise RemoteRenderingSessionNotFoundError(request.operation, **error_args)
+    hints = {
+        401: "The service refused the access token; check the connection's account id and key.",
+        403: "The token belongs to another account; check the connection's login (account id).",
+    }
+    raise RemoteRenderingError(request.operation, hint=hints.get(status), **error_args)
+
+
+def _sent_nothing(error: BaseException) -> bool:
+    """Whether a transport error happened before the request could reach the service."""
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - httpx comes with Airflow 3
+        httpx = None  # type: ignore[assignment]
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(error, requests.exceptions.ConnectionError):
+        # urllib3 reports refused or unreachable hosts as NewConnectionError inside MaxRetryError.
+        from urllib3.exceptions import NewConnectionError
+
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        return isinstance(reason, NewConnectionError)
+    if httpx is not None:
+        return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    return False
+
+
+def _transport_error(request: _Request, error: Exception) -> RemoteRenderingError:
+    """Map a network error; for create, one that may have reached the service is not retried."""
+    message = f"{type(error).__name__}: {error}"
+    if not request.retry_safe and not _sent_nothing(error):
+        return RemoteRenderingSessionMayExistError(
+            request.operation, service_message=message, hint=_SESSION_MAY_EXIST
+        )
+    return _TransientError(request.operation, service_message=message)
+
+
+def _give_up(retry_state: tenacity.RetryCallState) -> Any:
+    """Re-raise the last error with a sentence on how long we tried."""
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    assert isinstance(error, RemoteRenderingError)
+    hint = (
+        f"Gave up after {retry_state.attempt_number} attempt(s) in {retry_state.seconds_since_start:.1f} s "
+        "(connection extras retry_limit / retry_max_time set the budget)."
+    )
+    # A give-up is final: the public type, so an outer retry loop (a token fetch inside a call) stops too.
+    final_type = RemoteRenderingError if type(error) is _TransientError else type(error)
+    raise final_type(
+        error.operation,
+        http_status=error.http_status,
+        service_message=error.service_message,
+        ms_cv=error.ms_cv,
+        hint=hint,
+    ) from error
+
+
+class RemoteRenderingHook(BaseHook):
+    """Talk to the Azure Remote Rendering session API: tokens, and create / get / list / update / stop.
+
+    The connection's ``host`` is the service URL (or extra ``region``), ``login`` the account id,
+    ``password`` the account key; extras: ``sts_url``, ``api_version``, ``connect_timeout``,
+    ``read_timeout``, ``retry_limit``, ``retry_max_time``, ``retry_min_wait``, ``retry_max_wait``.
+
+    :param arr_conn_id: the Airflow connection id.
+    """
+
+    conn_name_attr = "arr_conn_id"
+    default_conn_name = "arr_default"
+    conn_type = "azure_remote_rendering"
+    hook_name = "Azure Remote Rendering"
+
+    def __init__(self, arr_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.arr_conn_id = arr_conn_id
+        self._settings: ConnectionSettings | None = None
+        self._http: requests.Session | None = None
+        self._async_http: httpx.AsyncClient | None = None
+
+    # ---------------------------------------------------------------- connection and token
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The connection's validated settings (read once, synchronously)."""
+        if self._settings is None:
+            conn = self.get_connection(self.arr_conn_id)
+            if conn.password:
+                _mask(conn.password)
+            self._settings = self._load_settings(conn.host, conn.login, conn.password, conn.extra_dejson)
+        return self._settings
+
+    async def asettings(self) -> ConnectionSettings:
+        """The connection's validated settings, read without blocking the event loop (triggerer)."""
+        if self._settings is None:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            conn = await get_async_connection(self.arr_conn_id, self)
+            extra = await get_async_extra_dejson(conn)
+            if conn.password:
+                await _amask(conn.password)
+            self._settings = self._load_settings(conn.host, conn.login, conn.password, extra)
+        return self._settings
+
+    def _load_settings(
+        self, host: str | None, login: str | None, password: str | None, extra: Any
+    ) -> ConnectionSettings:
+        return ConnectionSettings.from_connection(self.arr_conn_id, host, login, password, extra or {})
+
+    def get_token(self) -> str:
+        """Return a valid STS access token, from the process-wide cache when it has one."""
+        settings = self.settings
+        key = (settings.sts_url, settings.account_id)
+        token = _token_cache.get(key)
+        if token is None:
+            with _token_cache.fetch_lock(key):
+                token = _token_cache.get(key)
+                if token is None:
+                    response = self._call(self._token_request(settings), self._send_sync)
+                    token = self._store_token(key, response)
+                    _mask(token)
+        return token
+
+    async def aget_token(self) -> str:
+        """Async :meth:`get_token`; concurrent waiters on one event loop share a single STS call."""
+        settings = await self.asettings()
+        key = (settings.sts_url, settings.account_id)
+        token = _token_cache.get(key)
+        if token is None:
+            async with _token_cache.async_fetch_lock(key):
+                token = _token_cache.get(key)
+                if token is None:
+                    response = await self._acall(self._token_request(settings), self._send_async)
+                    token = self._store_token(key, response)
+                    await _amask(token)
+        return token
+
+    def _token_request(self, settings: ConnectionSettings) -> _Request:
+        return _Request("get_token", "GET", f"{settings.sts_url}/accounts/{settings.account_id}/token")
+
+    def _store_token(self, key: tuple[str, str], response: _Response) -> str:
+        body = response.json("get_token")
+        token = body.get("AccessToken") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise RemoteRenderingError(
+                "get_token",
+                http_status=response.status,
+                service_message="the answer has no 'AccessToken'",
+                ms_cv=response.ms_cv,
+            )
+        _token_cache.put(key, token)
+        return token
+
+    # ---------------------------------------------------------------- the five v1 calls
+
+    def create_session(
+        self, max_lease_time: timedelta | str, size: str = "standard", models: Sequence[str] | None = ()
+    ) -> str:
+        """Start a new rendering session (billed until it stops) and return its id.
+
+        :param max_lease_time: the lease, total time since start (``timedelta`` or ``"4:0:0"``).
+        :param size: ``standard`` or ``premium``.
+        :param models: asset-container URLs to preload.
+        """
+        request = self._create_request(self.settings, max_lease_time, size, models)
+        return _created_session_id(self._call(request, self._send_sync))
+
+    async def acreate_session(
+        self, max_lease_time: timedelta | str, size: str = "standard", models: Sequence[str] | None = ()
+    ) -> str:
+        """Async :meth:`create_session`."""
+        request = self._create_request(await self.asettings(), max_lease_time, size, models)
+        return _created_session_id(await self._acall(request, self._send_async))
+
+    def get_session(self, session_id: str) -> SessionProperties:
+        """Return a session's properties (status, hostname, lease...).
+
+        :param session_id: the session's GUID.
+        """
+        request = self._get_request(self.settings, session_id)
+        return _properties(self._call(request, self._send_sync), request.operation)
+
+    async def aget_session(self, session_id: str) -> SessionProperties:
+        """Async :meth:`get_session`."""
+        request = self._get_request(await self.asettings(), session_id)
+        return _properties(await self._acall(request, self._send_async), request.operation)
+
+    def list_sessions(self) -> list[SessionProperties]:
+        """Return the account's active sessions (stopped ones are not listed by the service)."""
+        return _session_list(self._call(self._list_request(self.settings), self._send_sync))
+
+    async def alist_sessions(self) -> list[SessionProperties]:
+        """Async :meth:`list_sessions`."""
+        return _session_list(await self._acall(self._list_request(await self.asettings()), self._send_async))
+
+    def update_session(self, session_id: str, max_lease_time: timedelta | str) -> None:
+        """Set a session's lease to a new total (time since start); the service only extends.
+
+        :param session_id: the session's GUID.
+        :param max_lease_time: the new total lease.
+        """
+        self._call(self._update_request(self.settings, session_id, max_lease_time), self._send_sync)
+
+    async def aupdate_session(self, session_id: str, max_lease_time: timedelta | str) -> None:
+        """Async :meth:`update_session`."""
+        request = self._update_request(await self.asettings(), session_id, max_lease_time)
+        await self._acall(request, self._send_async)
+
+    def stop_session(self, session_id: str) -> None:
+        """Stop a session (billing ends); raises :class:`RemoteRenderingSessionNotFoundError` if unknown.
+
+        :param session_id: the session's GUID.
+        """
+        self._call(self._stop_request(self.settings, session_id), self._send_sync)
+
+    async def astop_session(self, session_id: str) -> None:
+        """Async :meth:`stop_session`."""
+        await self._acall(self._stop_request(await self.asettings(), session_id), self._send_async)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Fetch a token and list the sessions; used by Airflow's "Test connection" button."""
+        try:
+            self.get_token()
+            sessions = self.list_sessions()
+        except Exception as error:
+            return False, str(error)
+        return True, f"Connected: token fetched, {len(sessions)} active session(s) in the account."
+
+    # ---------------------------------------------------------------- request builders (shared)
+
+    def _sessions_url(self, settings: ConnectionSettings) -> str:
+        return f"{settings.base_url}/v1/accounts/{settings.account_id}/sessions"
+
+    def _create_request(
+        self, settings: ConnectionSettings, max_lease_time: Any, size: Any, models: Any
+    ) -> _Request:
+        body = {
+            "maxLeaseTime": format_timespan(validate_lease(max_lease_time)),
+            "models": validate_models(models),
+            "size": validate_size(size),
+        }
+        return _Request(
+            "create_session",
+            "POST",
+            f"{self._sessions_url(settings)}/create",
+            body,
+            ok=frozenset({200, 201, 202}),
+            retry_safe=False,
+        )
+
+    def _get_request(self, settings: ConnectionSettings, session_id: str) -> _Request:
+        session_id = validate_session_id(session_id)
+        return _Request("get_session", "GET", f"{self._sessions_url(settings)}/{session_id}/properties")
+
+    def _list_request(self, settings: ConnectionSettings) -> _Request:
+        return _Request("list_sessions", "GET", self._sessions_url(settings))
+
+    def _update_request(self, settings: ConnectionSettings, session_id: str, max_lease_time: Any) -> _Request:
+        session_id = validate_session_id(session_id)
+        body = {"maxLeaseTime": format_timespan(validate_lease(max_lease_time))}
+        url = f"{self._sessions_url(settings)}/{session_id}"
+        return _Request("update_session", "PATCH", url, body, ok=frozenset({200, 204}))
+
+    def _stop_request(self, settings: ConnectionSettings, session_id: str) -> _Request:
+        session_id = validate_session_id(session_id)
+        url = f"{self._sessions_url(settings)}/{session_id}"
+        return _Request("stop_session", "DELETE", url, ok=frozenset({200, 202, 204}))
+
+    # ---------------------------------------------------------------- retry policy (shared)
+
+    def _retry_kwargs(self, settings: ConnectionSettings, request: _Request) -> dict[str, Any]:
+        def wait(retry_state: tenacity.RetryCallState) -> float:
+            error = retry_state.outcome.exception() if retry_state.outcome else None
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after is not None:
+                return float(retry_after)
+            ceiling = min(
+                settings.retry_max_wait, settings.retry_min_wait * 2 ** (retry_state.attempt_number - 1)
+            )
+            return random.uniform(ceiling / 2, ceiling)
+
+        def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+            error = retry_state.outcome.exception() if retry_state.outcome else None
+            sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
+            self.log.warning(
+                "%s failed (attempt %d): %s; retrying in %.1f s",
+                request.operation,
+                retry_state.attempt_number,
+                error,
+                sleep,
+            )
+
+        return {
+            "stop": tenacity.stop_after_attempt(settings.retry_limit)
+            | tenacity.stop_before_delay(settings.retry_max_time),
+            "wait": wait,
+            "retry": tenacity.retry_if_exception_type(_TransientError),
+            "before_sleep": before_sleep,
+            "retry_error_callback": _give_up,
+            "reraise": True,
+        }
+
+    # ---------------------------------------------------------------- the two transports
+
+    def _call(self, request: _Request, send: Callable[[_Request, str | None], _Response]) -> _Response:
+        settings = self.settings
+        retrying = tenacity.Retrying(**self._retry_kwargs(settings, request))
+        return retrying(self._attempt, request, send)
+
+    async def _acall(self, request: _Request, send: Callable[[_Request, str | None], Any]) -> _Response:
+        settings = await self.asettings()
+        retrying = tenacity.AsyncRetrying(**self._retry_kwargs(settings, request))
+        return await retrying(self._aattempt, request, send)
+
+    def _attempt(self, request: _Request, send: Callable[[_Request, str | None], _Response]) -> _Response:
+        if request.operation == "get_token":
+            return _check_token_answer(request, send(request, None))
+        token = self.get_token()
+        try:
+            return _check_session_answer(request, send(request, token))
+        except _TokenRefused:
+            _token_cache.invalidate((self.settings.sts_url, self.settings.account_id), token)
+            return _check(request, send(request, self.get_token()))
+
+    async def _aattempt(self, request: _Request, send: Callable[[_Request, str | None], Any]) -> _Response:
+        if request.operation == "get_token":
+            return _check_token_answer(request, await send(request, None))
+        token = await self.aget_token()
+        try:
+            return _check_session_answer(request, await send(request, token))
+        except _TokenRefused:
+            settings = await self.asettings()
+            _token_cache.invalidate((settings.sts_url, settings.account_id), token)
+            return _check(request, await send(request, await self.aget_token()))
+
+    def _headers(self, request: _Request, token: str | None) -> dict[str, str]:
+        settings = self._settings
+        assert settings is not None
+        credential = token if token is not None else f"{settings.account_id}:{settings.account_key}"
+        headers = {"Authorization": f"Bearer {credential}", "Accept": "application/json"}
+        if request.body is not None:
+            headers["Content-Type"] = "application/json"
+        return headers
+
+    def _log_call(self, request: _Request, status: int | str, ms_cv: str | None, started: float) -> None:
+        path = urlsplit(request.url).path
+        self.log.debug(
+            "ARR %s %s -> %s (MS-CV %s) in %.0f ms",
+            request.method,
+            path,
+            status,
+            ms_cv or "-",
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def _send_sync(self, request: _Request, token: str | None) -> _Response:
+        settings = self.settings
+        if self._http is None:
+            self._http = requests.Session()
+        started = time.perf_counter()
+        try:
+            answer = self._http.request(
+                request.method,
+                request.url,
+                json=request.body,
+                headers=self._headers(request, token),
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                allow_redirects=False,
+            )
+        except requests.RequestException as error:
+            self._log_call(request, type(error).__name__, None, started)
+            raise _transport_error(request, error) from None
+        response = _Response(answer.status_code, answer.headers, answer.text)
+        self._log_call(request, response.status, response.ms_cv, started)
+        return response
+
+    async def _send_async(self, request: _Request, token: str | None) -> _Response:
+        import httpx
+
+        settings = await self.asettings()
+        if self._async_http is None:
+            self._async_http = httpx.AsyncClient(
+                timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+                follow_redirects=False,
+            )
+        started = time.perf_counter()
+        try:
+            answer = await self._async_http.request(
+                request.method, request.url, json=request.body, headers=self._headers(request, token)
+            )
+        except httpx.HTTPError as error:
+            self._log_call(request, type(error).__name__, None, started)
+            raise _transport_error(request, error) from None
+        response = _Response(answer.status_code, answer.headers, answer.text)
+        self._log_call(request, response.status, response.ms_cv, started)
+        return response
+
+    # ---------------------------------------------------------------- lifetime of the clients
+
+    def close(self) -> None:
+        """Close the pooled sync HTTP session."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    async def aclose(self) -> None:
+        """Close the async HTTP client (and the sync session, if one was opened)."""
+        if self._async_http is not None:
+            await self._async_http.aclose()
+            self._async_http = None
+        self.close()
+
+    async def __aenter__(self) -> RemoteRenderingHook:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _check_token_answer(request: _Request, response: _Response) -> _Response:
+    if response.status == 401:
+        raise RemoteRenderingError(
+            request.operation,
+            http_status=401,
+            service_message=_service_message(response.text),
+            ms_cv=response.ms_cv,
+            hint="The token service refused the credentials: check your account id (login) and account key "
+            "(password) in the connection.",
+        )
+    return _check(request, response)
+
+
+def _check_session_answer(request: _Request, response: _Response) -> _Response:
+    if response.status == 401:
+        raise _TokenRefused()
+    return _check(request, response)
+
+
+def _created_session_id(response: _Response) -> str:
+    """The new session's id from the create answer (body, or the ``Location`` header)."""
+    try:
+        body = response.json("create_session")
+    except RemoteRenderingError:
+        body = None
+    candidate = body.get("sessionId") if isinstance(body, dict) else None
+    if not candidate:
+        location = response.headers.get("location") or response.headers.get("Location") or ""
+        candidate = location.rstrip("/").rsplit("/", 1)[-1] if "/sessions/" in location else None
+    try:
+        return validate_session_id(candidate, "sessionId")
+    except ArrInputError:
+        raise RemoteRenderingSessionMayExistError(
+            "create_session",
+            http_status=response.status,
+            service_message=f"the service accepted the create but its answer has no valid sessionId: "
+            f"{response.text[:200]!r}",
+            ms_cv=response.ms_cv,
+            hint=_SESSION_MAY_EXIST,
+        ) from None
+
+
+def _properties(response: _Response, operation: str) -> SessionProperties:
+    try:
+        return SessionProperties.from_v1(response.json(operation))
+    except ArrResponseError as error:
+        raise RemoteRenderingError(
+            operation, http_status=response.status, service_message=str(error), ms_cv=response.ms_cv
+        ) from None
+
+
+def _session_list(response: _Response) -> list[SessionProperties]:
+    body = response.json("list_sessions")
+    sessions = body.get("sessions") if isinstance(body, dict) else None
+    if not isinstance(sessions, list):
+        raise RemoteRenderingError(
+            "list_sessions",
+            http_status=response.status,
+            service_message="unexpected answer from the service: field 'sessions' is missing or not a list",
+            ms_cv=response.ms_cv,
+        )
+    try:
+        return [SessionProperties.from_v1(item) for item in sessions]
+    except ArrResponseError as error:
+        raise RemoteRenderingError(
+            "list_sessions", http_status=response.status, service_message=str(error), ms_cv=response.ms_cv
+        ) from None
+
+
+def _mask(secret: str) -> None:
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(secret)
+
+
+async def _amask(secret: str) -> None:
+    from airflow.sdk.log import amask_secret
+
+    await amask_secret(secret)

@@ -1,0 +1,306 @@
+"""The session model of Azure Remote Rendering, and validation of what users pass in.
+
+Pure Python, no I/O and no Airflow imports: the hook, the operators and the tests build on it, and it
+stays cheap to import in DAG files.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+#: The service's upper bound for a session's lease (total time since start).
+MAX_LEASE_TIME = timedelta(hours=24)
+
+SESSION_SIZES = ("standard", "premium")
+
+_TIMESPAN = re.compile(
+    r"""^\s*(?P<sign>-)?
+    (?:(?P<days>\d+)\.)?
+    (?P<hours>\d+):(?P<minutes>\d+):(?P<seconds>\d+)
+    (?:\.(?P<fraction>\d{1,7}))?\s*$""",
+    re.VERBOSE,
+)
+
+
+class ArrInputError(ValueError):
+    """A value given to the provider is not valid; the message names the field and what is wrong."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class ArrResponseError(ValueError):
+    """The service answered with a body that does not have the shape of the contract."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"unexpected answer from the service: field {field!r} {problem}")
+
+
+def parse_timespan(text: str, field: str = "timespan") -> timedelta:
+    """Parse a .NET TimeSpan string: ``[-][d.]h:m:s[.fraction]``.
+
+    ``"4:0:0"`` and ``"04:00:00"`` are four hours, ``"1.02:00:00"`` is 26 hours. Minutes and seconds
+    must be below 60 and hours below 24 when a day part is given, as .NET requires.
+
+    :param text: the TimeSpan string.
+    :param field: the name used in the error message.
+    """
+    if not isinstance(text, str):
+        raise ArrInputError(field, f"expected a TimeSpan string like '4:0:0', got {type(text).__name__}")
+    match = _TIMESPAN.match(text)
+    if match is None:
+        raise ArrInputError(
+            field, f"{text!r} is not a TimeSpan; use [d.]hh:mm:ss, e.g. '4:0:0' or '1.02:00:00'"
+        )
+    hours, minutes, seconds = (int(match[name]) for name in ("hours", "minutes", "seconds"))
+    if minutes > 59 or seconds > 59:
+        raise ArrInputError(field, f"{text!r} has minutes or seconds above 59")
+    if match["days"] is not None and hours > 23:
+        raise ArrInputError(field, f"{text!r} has hours above 23 next to a day part")
+    fraction = match["fraction"] or ""
+    microseconds = int((fraction + "000000")[:6])
+    value = timedelta(
+        days=int(match["days"] or 0), hours=hours, minutes=minutes, seconds=seconds, microseconds=microseconds
+    )
+    return -value if match["sign"] else value
+
+
+def format_timespan(value: timedelta) -> str:
+    """Format a ``timedelta`` the way the service writes TimeSpans: ``[d.]hh:mm:ss[.fffffff]``.
+
+    :param value: the duration; negative values keep their sign.
+    """
+    sign = "-" if value < timedelta(0) else ""
+    value = abs(value)
+    hours, rest = divmod(value.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    if value.days:
+        text = f"{value.days}.{text}"
+    if value.microseconds:
+        text += f".{value.microseconds:06d}0"
+    return sign + text
+
+
+def validate_lease(value: Any, field: str = "max_lease_time") -> timedelta:
+    """Check a lease given as a ``timedelta`` or a TimeSpan string: more than zero and at most 24 hours.
+
+    :param value: the lease as given by the user.
+    :param field: the parameter name used in the error message.
+    """
+    if isinstance(value, timedelta):
+        lease = value
+    elif isinstance(value, str):
+        if not value.strip():
+            raise ArrInputError(field, "is empty; give a timedelta or a TimeSpan string like '4:0:0'")
+        lease = parse_timespan(value, field)
+    else:
+        raise ArrInputError(
+            field, f"expected a timedelta or a TimeSpan string like '4:0:0', got {type(value).__name__}"
+        )
+    if lease <= timedelta(0):
+        raise ArrInputError(field, f"must be longer than zero, got {format_timespan(lease)}")
+    if lease > MAX_LEASE_TIME:
+        raise ArrInputError(
+            field, f"must be at most 24:00:00 (the service's limit), got {format_timespan(lease)}"
+        )
+    if lease.microseconds:
+        raise ArrInputError(field, "must be a whole number of seconds")
+    return lease
+
+
+def validate_size(value: Any, field: str = "size") -> str:
+    """Check a session size, ``standard`` or ``premium`` in any case; returns it in lower case.
+
+    :param value: the size as given by the user.
+    :param field: the parameter name used in the error message.
+    """
+    if not isinstance(value, str) or value.strip().lower() not in SESSION_SIZES:
+        raise ArrInputError(field, f"must be 'standard' or 'premium', got {value!r}")
+    return value.strip().lower()
+
+
+def validate_session_id(value: Any, field: str = "session_id") -> str:
+    """Check a v1 session id: a GUID such as ``e13d2c44-63e0-4591-991e-f9e05e599a93``.
+
+    The id becomes part of a URL path, so anything else (``../token``, an empty string) is refused.
+
+    :param value: the session id as given by the user.
+    :param field: the parameter name used in the error message.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ArrInputError(field, f"must be a session GUID, got {value!r}")
+    try:
+        parsed = uuid.UUID(value.strip())
+    except ValueError:
+        raise ArrInputError(
+            field, f"must be a session GUID like 'e13d2c44-63e0-4591-991e-f9e05e599a93', got {value!r}"
+        ) from None
+    text = str(parsed)
+    if text != value.strip().lower():
+        raise ArrInputError(field, f"must be a session GUID in the 8-4-4-4-12 form, got {value!r}")
+    return text
+
+
+def validate_models(value: Any, field: str = "models") -> list[str]:
+    """Check the list of asset-container URLs to preload: a list (or tuple) of non-empty strings.
+
+    :param value: ``None`` for none, or the models as given by the user.
+    :param field: the parameter name used in the error message.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ArrInputError(field, f"must be a list of strings, got {type(value).__name__}")
+    models = list(value)
+    for index, model in enumerate(models):
+        if not isinstance(model, str) or not model.strip():
+            raise ArrInputError(f"{field}[{index}]", f"must be a non-empty string, got {model!r}")
+    return models
+
+
+class SessionStatus(StrEnum):
+    """The status of a rendering session, as the service reports it."""
+
+    STARTING = "Starting"
+    READY = "Ready"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    EXPIRED = "Expired"
+    ERROR = "Error"
+
+    @classmethod
+    def parse(cls, value: Any, field: str = "sessionStatus") -> SessionStatus:
+        """Parse a status case-insensitively; an unknown value raises :class:`ArrResponseError`.
+
+        :param value: the status string from the service.
+        :param field: the JSON field name used in the error message.
+        """
+        if isinstance(value, str):
+            found = _STATUS_BY_LOWER.get(value.strip().lower())
+            if found is not None:
+                return found
+        known = ", ".join(status.value for status in cls)
+        raise ArrResponseError(field, f"has an unknown session status {value!r} (known: {known})")
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the session has ended for good (Stopped, Expired or Error)."""
+        return self in (SessionStatus.STOPPED, SessionStatus.EXPIRED, SessionStatus.ERROR)
+
+    @property
+    def is_failed(self) -> bool:
+        """Whether the session ended without being stopped on purpose (Expired or Error)."""
+        return self in (SessionStatus.EXPIRED, SessionStatus.ERROR)
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the session runs (and is billed): Starting, Ready or Stopping."""
+        return not self.is_terminal
+
+
+_STATUS_BY_LOWER = {status.value.lower(): status for status in SessionStatus}
+
+
+@dataclass(frozen=True)
+class SessionProperties:
+    """What the service says about one session.
+
+    :param session_id: the session's id.
+    :param status: its status.
+    :param hostname: the host a client device connects to (known once it is Ready).
+    :param max_lease_time: the lease, as total time since the session started.
+    :param elapsed_time: how long it has run.
+    :param size: ``Standard`` or ``Premium`` as the service spells it, when it says.
+    :param message: the service's explanation, mostly when the status is Error or Expired.
+    """
+
+    session_id: str
+    status: SessionStatus
+    hostname: str | None
+    max_lease_time: timedelta
+    elapsed_time: timedelta
+    size: str | None = None
+    message: str | None = None
+
+    @classmethod
+    def from_v1(cls, data: Any) -> SessionProperties:
+        """
+        Build from the v1 ``properties`` JSON (``sessionId``, ``sessionStatus``, ...).
+
+        :param data: the decoded JSON object.
+        """
+        if not isinstance(data, Mapping):
+            raise ArrResponseError("properties", f"should be a JSON object, got {type(data).__name__}")
+        session_id = _required_str(data, "sessionId")
+        return cls(
+            session_id=session_id,
+            status=SessionStatus.parse(data.get("sessionStatus")),
+            hostname=_optional_str(data, "sessionHostname"),
+            max_lease_time=_timespan_field(data, "sessionMaxLeaseTime"),
+            elapsed_time=_timespan_field(data, "sessionElapsedTime"),
+            size=_optional_str(data, "sessionSize"),
+            message=_optional_str(data, "message"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values, for XCom and trigger events (durations as TimeSpan strings)."""
+        values = asdict(self)
+        values["status"] = self.status.value
+        values["max_lease_time"] = format_timespan(self.max_lease_time)
+        values["elapsed_time"] = format_timespan(self.elapsed_time)
+        return values
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionProperties:
+        """Rebuild from :meth:`to_dict` output.
+
+        :param data: a mapping made by :meth:`to_dict`.
+        """
+        return cls(
+            session_id=_required_str(data, "session_id"),
+            status=SessionStatus.parse(data.get("status"), "status"),
+            hostname=_optional_str(data, "hostname"),
+            max_lease_time=_timespan_field(data, "max_lease_time"),
+            elapsed_time=_timespan_field(data, "elapsed_time"),
+            size=_optional_str(data, "size"),
+            message=_optional_str(data, "message"),
+        )
+
+
+def _required_str(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise ArrResponseError(
+            key, "is missing" if value is None else f"should be a non-empty string, got {value!r}"
+        )
+    return value
+
+
+def _optional_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ArrResponseError(key, f"should be a string, got {type(value).__name__}")
+    return value
+
+
+def _timespan_field(data: Mapping[str, Any], key: str) -> timedelta:
+    value = data.get(key)
+    if value is None:
+        return timedelta(0)
+    try:
+        return parse_timespan(value, key)
+    except ArrInputError as error:
+        raise ArrResponseError(key, error.problem) from None
