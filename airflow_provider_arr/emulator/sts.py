@@ -1,0 +1,49 @@
+"""The emulated Mixed Reality Security Token Service: ``GET /accounts/{accountId}/token``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
+from airflow_provider_arr.emulator.state import AuthenticationError, EmulatorState, normalize_id
+
+# The real STS answers a bad key with an empty 401 and this challenge.
+_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
+_NO_CACHE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+
+
+def build_sts_router(state: EmulatorState) -> APIRouter:
+    """Return the STS routes; the scripts call ``/accounts/``, the Python SDK ``/Accounts/?api-version=``.
+
+    :param state: the emulator state that owns the accounts.
+    """
+    router = APIRouter()
+
+    @router.get("/accounts/{account_id}/token")
+    @router.get("/Accounts/{account_id}/token")
+    async def get_token(account_id: str, request: Request) -> Response:
+        """Exchange ``Authorization: Bearer {accountId}:{accountKey}`` for an access token."""
+
+        async def answer() -> Response:
+            credentials = _account_credentials(request.headers.get("authorization", ""))
+            if credentials is None or normalize_id(credentials[0]) != normalize_id(account_id):
+                return Response(status_code=401, headers=_UNAUTHORIZED_HEADERS)
+            try:
+                token = state.issue_token(*credentials)
+            except AuthenticationError:
+                return Response(status_code=401, headers=_UNAUTHORIZED_HEADERS)
+            return json_response({"AccessToken": token}, headers=_NO_CACHE)
+
+        return await serve_with_faults(state, "token", answer)
+
+    return router
+
+
+def _account_credentials(authorization: str) -> tuple[str, str] | None:
+    """Split ``Bearer {accountId}:{accountKey}`` into id and key, or return ``None``."""
+    scheme, _, credentials = authorization.partition(" ")
+    account_id, separator, account_key = credentials.strip().partition(":")
+    if scheme.lower() != "bearer" or not separator or not account_id or not account_key:
+        return None
+    return account_id, account_key

@@ -1,0 +1,230 @@
+"""The v1 dialect of the session API (2019 to Feb 2021): ``/v1/accounts/{accountId}/sessions/...``.
+
+Translates requests into :class:`~airflow_provider_arr.emulator.state.EmulatorState` calls and its
+errors into v1 answers. v1 errors are a flat ``{"error": "<message>"}``, the only v1 error shape seen
+on the real service. Trailing slashes are accepted because the PowerShell sample sends them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+
+from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
+from airflow_provider_arr.emulator.state import (
+    EmulatorError,
+    EmulatorState,
+    InvalidLeaseError,
+    InvalidSizeError,
+    InvalidTokenError,
+    LeaseNotExtendedError,
+    SessionEndedError,
+    SessionNotFoundError,
+    SessionRecord,
+    normalize_id,
+)
+from airflow_provider_arr.emulator.timespan import format_timespan, parse_timespan
+
+SESSIONS = "/v1/accounts/{account_id}/sessions"
+
+
+class BadRequestError(EmulatorError):
+    """The request body is unusable; the message names the field."""
+
+
+def error_response(status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """Return a v1 error answer, ``{"error": "<message>"}``.
+
+    :param status_code: the HTTP status.
+    :param message: what went wrong, for the client to show.
+    :param headers: extra headers.
+    """
+    return json_response({"error": message}, status_code, headers)
+
+
+def session_properties(record: SessionRecord) -> dict[str, Any]:
+    """Return a session's v1 properties, in the service's field order.
+
+    :param record: the session snapshot.
+    """
+    elapsed_seconds = timedelta(seconds=int(record.elapsed_time.total_seconds()))
+    return {
+        "message": record.message,
+        "sessionElapsedTime": format_timespan(elapsed_seconds),
+        "sessionHostname": record.hostname,
+        "sessionId": record.session_id,
+        "sessionMaxLeaseTime": format_timespan(record.max_lease_time),
+        "sessionSize": record.size,
+        "sessionStatus": record.status,
+    }
+
+
+def build_v1_router(state: EmulatorState) -> APIRouter:
+    """Return the five v1 session routes.
+
+    :param state: the emulator state.
+    """
+    router = APIRouter()
+
+    @router.post(SESSIONS + "/create")
+    @router.post(SESSIONS + "/create/")
+    async def create_session(account_id: str, request: Request) -> Response:
+        """Create a session: 202 with its id and a ``Location`` header."""
+
+        async def action() -> Response:
+            body = await _json_object(request)
+            lease = _max_lease_time(body)
+            if "size" not in body:
+                raise BadRequestError("The field size is required ('standard' or 'premium').")
+            record = state.create_session(account_id, lease, body["size"], _models(body))
+            location = f"accounts/{normalize_id(account_id)}/sessions/{record.session_id}"
+            return json_response({"sessionId": record.session_id}, 202, {"Location": location})
+
+        return await _serve(state, "create", request, account_id, action)
+
+    @router.patch(SESSIONS + "/{session_id}")
+    @router.patch(SESSIONS + "/{session_id}/")
+    async def update_session(account_id: str, session_id: str, request: Request) -> Response:
+        """Set a new total lease: 200 with an empty body."""
+
+        async def action() -> Response:
+            lease = _max_lease_time(await _json_object(request))
+            state.update_session(_session_id(session_id), lease, account_id)
+            return Response(status_code=200)
+
+        return await _serve(state, "update", request, account_id, action)
+
+    @router.get(SESSIONS)
+    @router.get(SESSIONS + "/")
+    async def list_sessions(account_id: str, request: Request) -> Response:
+        """List the account's active sessions."""
+
+        async def action() -> Response:
+            records = state.list_sessions(account_id)
+            return json_response({"sessions": [session_properties(record) for record in records]})
+
+        return await _serve(state, "list", request, account_id, action)
+
+    @router.get(SESSIONS + "/{session_id}/properties")
+    @router.get(SESSIONS + "/{session_id}/properties/")
+    async def get_properties(account_id: str, session_id: str, request: Request) -> Response:
+        """Return one session's properties, also after it ended."""
+
+        async def action() -> Response:
+            record = state.get_session(_session_id(session_id), account_id)
+            return json_response(session_properties(record))
+
+        return await _serve(state, "properties", request, account_id, action)
+
+    @router.delete(SESSIONS + "/{session_id}")
+    @router.delete(SESSIONS + "/{session_id}/")
+    async def stop_session(account_id: str, session_id: str, request: Request) -> Response:
+        """Stop a session: 204, also when it had already ended."""
+
+        async def action() -> Response:
+            state.stop_session(_session_id(session_id), account_id)
+            return Response(status_code=204)
+
+        return await _serve(state, "stop", request, account_id, action)
+
+    return router
+
+
+async def _serve(
+    state: EmulatorState,
+    operation: str,
+    request: Request,
+    account_id: str,
+    action: Callable[[], Awaitable[Response]],
+) -> Response:
+    """Count the call, apply a fault, check the token, run the action and map its errors."""
+
+    async def answer() -> Response:
+        denied = _authorize(state, request, account_id)
+        if denied is not None:
+            return denied
+        try:
+            return await action()
+        except EmulatorError as error:
+            return _error_answer(error)
+
+    return await serve_with_faults(state, operation, answer)
+
+
+def _authorize(state: EmulatorState, request: Request, account_id: str) -> Response | None:
+    """Return a 401 or 403 answer unless the call carries a valid token of the path's account."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    if scheme.lower() != "bearer" or not token.strip():
+        return error_response(401, "The request carries no bearer access token.", challenge)
+    try:
+        token_account = state.verify_token(token.strip())
+    except InvalidTokenError as error:
+        return error_response(401, str(error), challenge)
+    if token_account != normalize_id(account_id):
+        return error_response(403, f"The access token is not valid for account {account_id}.")
+    return None
+
+
+def _error_answer(error: EmulatorError) -> Response:
+    if isinstance(error, SessionNotFoundError):
+        return error_response(404, str(error))
+    if isinstance(error, InvalidLeaseError | LeaseNotExtendedError):
+        return error_response(400, f"Invalid maxLeaseTime: it {error}.")
+    if isinstance(error, InvalidSizeError):
+        return error_response(400, f"Invalid size: it {error}.")
+    if isinstance(error, SessionEndedError):
+        return error_response(400, f"{error} A session in a final state cannot be updated.")
+    return error_response(400, str(error))
+
+
+def _session_id(raw: str) -> str:
+    """Canonicalize a session id from the path; v1 ids are GUIDs, anything else is unknown."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise SessionNotFoundError(f"No session with id {raw!r} exists.") from None
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise BadRequestError("The request body was not received completely.") from None
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError):
+        raise BadRequestError("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise BadRequestError("The request body must be a JSON object.")
+    return body
+
+
+def _max_lease_time(body: dict[str, Any]) -> timedelta:
+    if "maxLeaseTime" not in body:
+        raise BadRequestError("The field maxLeaseTime is required (a TimeSpan such as '4:0:0').")
+    value = body["maxLeaseTime"]
+    if not isinstance(value, str):
+        raise BadRequestError(
+            f"Invalid maxLeaseTime: expected a TimeSpan string such as '4:0:0', got {json.dumps(value)}."
+        )
+    try:
+        return parse_timespan(value)
+    except ValueError as error:
+        raise BadRequestError(f"Invalid maxLeaseTime: {error}.") from None
+
+
+def _models(body: dict[str, Any]) -> list[str]:
+    models = body.get("models")
+    if models is None:
+        return []
+    if not isinstance(models, list) or not all(isinstance(model, str) for model in models):
+        raise BadRequestError("Invalid models: expected a list of asset container URLs (strings).")
+    return models

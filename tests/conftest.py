@@ -1,0 +1,67 @@
+"""Fixtures shared by the whole suite: an emulator on a real loopback socket, and a connection to it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Airflow reads its home at import time: give the suite a throwaway one before anything imports it.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="arr-tests-airflow-home-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+import pytest
+
+#: Small retry waits so that tests which provoke retries stay fast.
+FAST_RETRIES = {"retry_min_wait": 0.05, "retry_max_wait": 0.2, "retry_max_time": 5, "read_timeout": 5}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_cache():
+    """Each test starts with the process-wide token cache empty, so STS counts are its own."""
+    from airflow_provider_arr.hooks.remote_rendering import _token_cache
+
+    _token_cache.clear()
+    yield
+    _token_cache.clear()
+
+
+@pytest.fixture
+def emulator():
+    from airflow_provider_arr.emulator import ArrEmulator
+
+    with ArrEmulator(start_delay=0.2, token_lifetime=3600) as emu:
+        yield emu
+
+
+@pytest.fixture
+def arr_conn(emulator, monkeypatch):
+    """Point the ``arr_default`` connection at the emulator; yields the emulator."""
+    for name, value in emulator.env(**FAST_RETRIES).items():
+        monkeypatch.setenv(name, value)
+    return emulator
+
+
+@pytest.fixture
+def debug_logs(caplog):
+    """
+    Capture every log line at DEBUG level, from structlog (Airflow's task/hook loggers) and stdlib.
+
+    Yields a function returning all captured text, so a test can scan it for secrets.
+    """
+    import logging
+
+    import structlog
+    from structlog.testing import LogCapture
+
+    capture = LogCapture()
+    saved = structlog.get_config()
+    structlog.configure(
+        processors=[structlog.processors.format_exc_info, capture],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        cache_logger_on_first_use=False,
+    )
+    caplog.set_level(logging.DEBUG)
+    try:
+        yield lambda: "\n".join([repr(entry) for entry in capture.entries] + [caplog.text])
+    finally:
+        structlog.configure(**saved)
