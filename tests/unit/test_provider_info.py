@@ -1,0 +1,40 @@
+"""The provider as Airflow itself sees it: entry point, schema, connection form."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from importlib import resources
+
+import jsonschema
+
+from airflow_provider_arr import get_provider_info
+
+
+def test_entry_point_is_registered():
+    entry_points = importlib.metadata.entry_points(group="apache_airflow_provider")
+    ours = [ep for ep in entry_points if ep.value.startswith("airflow_provider_arr")]
+    assert len(ours) == 1
+    assert ours[0].load() is get_provider_info
+
+
+def test_provider_info_matches_airflows_schema():
+    schema = json.loads(resources.files("airflow").joinpath("provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_providers_manager_knows_the_connection_type_and_form():
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-provider-arr" in manager.providers
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    hook_info = ProvidersManagerTaskRuntime().hooks["azure_remote_rendering"]
+    assert hook_info is not None
+    assert hook_info.hook_class_name == "airflow_provider_arr.hooks.remote_rendering.RemoteRenderingHook"
+    assert hook_info.connection_id_attribute_name == "arr_conn_id"
+    behaviour = manager.field_behaviours["azure_remote_rendering"]
+    assert behaviour["relabeling"]["password"] == "Account key"
+    widgets = manager.connection_form_widgets
+    assert "extra__azure_remote_rendering__sts_url" in widgets
