@@ -19,6 +19,13 @@ MAX_LEASE_TIME = timedelta(hours=24)
 
 SESSION_SIZES = ("standard", "premium")
 
+#: The two dialects of the session API: the seed's ``v1`` and the ``2021-01-01`` one of the SDKs.
+API_V1 = "v1"
+API_2021 = "2021-01-01"
+API_VERSIONS = (API_V1, API_2021)
+
+_SESSION_ID_2021 = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
 _TIMESPAN = re.compile(
     r"""^\s*(?P<sign>-)?
     (?:(?P<days>\d+)\.)?
@@ -130,14 +137,23 @@ def validate_size(value: Any, field: str = "size") -> str:
     return value.strip().lower()
 
 
-def validate_session_id(value: Any, field: str = "session_id") -> str:
-    """Check a v1 session id: a GUID such as ``e13d2c44-63e0-4591-991e-f9e05e599a93``.
+def validate_session_id(value: Any, field: str = "session_id", api_version: str = API_V1) -> str:
+    """
+    Check a session id: a GUID on ``v1``; letters, digits, ``-`` and ``_`` (≤ 256) on ``2021-01-01``.
 
     The id becomes part of a URL path, so anything else (``../token``, an empty string) is refused.
 
     :param value: the session id as given by the user.
     :param field: the parameter name used in the error message.
+    :param api_version: the dialect whose rules apply.
     """
+    if api_version == API_2021:
+        if not isinstance(value, str) or not _SESSION_ID_2021.match(value):
+            raise ArrInputError(
+                field,
+                f"must be 1 to 256 letters, digits, '-' or '_' (2021-01-01 session ids), got {value!r}",
+            )
+        return value
     if not isinstance(value, str) or not value.strip():
         raise ArrInputError(field, f"must be a session GUID, got {value!r}")
     try:
@@ -150,6 +166,21 @@ def validate_session_id(value: Any, field: str = "session_id") -> str:
     if text != value.strip().lower():
         raise ArrInputError(field, f"must be a session GUID in the 8-4-4-4-12 form, got {value!r}")
     return text
+
+
+def lease_minutes(lease: timedelta, field: str = "max_lease_time") -> int:
+    """
+    The lease in whole minutes, as the ``2021-01-01`` API counts it; a part minute is refused.
+
+    :param lease: a lease already checked by :func:`validate_lease`.
+    :param field: the parameter name used in the error message.
+    """
+    minutes, rest = divmod(lease, timedelta(minutes=1))
+    if rest:
+        raise ArrInputError(
+            field, f"the 2021-01-01 API counts leases in whole minutes, got {format_timespan(lease)}"
+        )
+    return int(minutes)
 
 
 def validate_models(value: Any, field: str = "models") -> list[str]:
@@ -253,6 +284,45 @@ class SessionProperties:
             message=_optional_str(data, "message"),
         )
 
+    @classmethod
+    def from_2021(cls, data: Any) -> SessionProperties:
+        """
+        Build from a ``2021-01-01`` session object (``id``, ``status``, ``maxLeaseTimeMinutes``...).
+
+        The real service leaves fields out while a session is Starting, or sends them as ``0`` or
+        ``null``: those become ``None`` or zero durations.
+
+        :param data: the decoded JSON object.
+        """
+        if not isinstance(data, Mapping):
+            raise ArrResponseError("session", f"should be a JSON object, got {type(data).__name__}")
+        error = data.get("error")
+        if error is not None and not isinstance(error, Mapping):
+            raise ArrResponseError("error", f"should be an object or null, got {type(error).__name__}")
+        message = None
+        if error:
+            code, text = error.get("code"), error.get("message")
+            message = f"{code}: {text}" if code and text else str(text or code or "") or None
+        return cls(
+            session_id=_required_str(data, "id"),
+            status=SessionStatus.parse(data.get("status"), "status"),
+            hostname=_optional_str(data, "hostname"),
+            max_lease_time=_minutes_field(data, "maxLeaseTimeMinutes"),
+            elapsed_time=_minutes_field(data, "elapsedTimeMinutes"),
+            size=_optional_str(data, "size"),
+            message=message,
+        )
+
+    @classmethod
+    def from_api(cls, data: Any, api_version: str) -> SessionProperties:
+        """
+        Build from the JSON of either dialect.
+
+        :param data: the decoded JSON object.
+        :param api_version: ``v1`` or ``2021-01-01``.
+        """
+        return cls.from_2021(data) if api_version == API_2021 else cls.from_v1(data)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values, for XCom and trigger events (durations as TimeSpan strings)."""
         values = asdict(self)
@@ -294,6 +364,15 @@ def _optional_str(data: Mapping[str, Any], key: str) -> str | None:
     if not isinstance(value, str):
         raise ArrResponseError(key, f"should be a string, got {type(value).__name__}")
     return value
+
+
+def _minutes_field(data: Mapping[str, Any], key: str) -> timedelta:
+    value = data.get(key)
+    if value is None:
+        return timedelta(0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ArrResponseError(key, f"should be a number of minutes, got {value!r}")
+    return timedelta(minutes=value)
 
 
 def _timespan_field(data: Mapping[str, Any], key: str) -> timedelta:

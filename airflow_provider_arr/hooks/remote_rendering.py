@@ -16,13 +16,14 @@ import json
 import random
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import tenacity
@@ -34,10 +35,14 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingSessionNotFoundError,
 )
 from airflow_provider_arr.models import (
+    API_2021,
+    API_V1,
+    API_VERSIONS,
     ArrInputError,
     ArrResponseError,
     SessionProperties,
     format_timespan,
+    lease_minutes,
     validate_lease,
     validate_models,
     validate_session_id,
@@ -49,7 +54,6 @@ if TYPE_CHECKING:
 
 DEFAULT_STS_URL = "https://sts.mixedreality.azure.com"
 REGION_URL = "https://remoterendering.{region}.mixedreality.azure.com"
-SUPPORTED_API_VERSIONS = ("v1",)
 
 #: Tokens are refreshed this long before their ``exp`` (or at half their lifetime, if that is sooner).
 TOKEN_REFRESH_LEAD = 300.0
@@ -138,9 +142,9 @@ class ConnectionSettings:
         if not password:
             raise ArrInputError(where("password (account key)"), "is empty")
         api_version = extra.get("api_version") or "v1"
-        if api_version not in SUPPORTED_API_VERSIONS:
+        if api_version not in API_VERSIONS:
             raise ArrInputError(
-                where("extra 'api_version'"), f"must be one of {SUPPORTED_API_VERSIONS}, got {api_version!r}"
+                where("extra 'api_version'"), f"must be one of {API_VERSIONS}, got {api_version!r}"
             )
         numbers: dict[str, Any] = {}
         for name, (kind, default) in _CONNECTION_EXTRAS.items():
@@ -533,52 +537,85 @@ class RemoteRenderingHook(BaseHook):
         _token_cache.put(key, token)
         return token
 
-    # ---------------------------------------------------------------- the five v1 calls
+    # ---------------------------------------------------------------- the five session calls
 
     def create_session(
-        self, max_lease_time: timedelta | str, size: str = "standard", models: Sequence[str] | None = ()
+        self,
+        max_lease_time: timedelta | str,
+        size: str = "standard",
+        models: Sequence[str] | None = (),
+        session_id: str | None = None,
     ) -> str:
-        """Start a new rendering session (billed until it stops) and return its id.
-
-        :param max_lease_time: the lease, total time since start (``timedelta`` or ``"4:0:0"``).
-        :param size: ``standard`` or ``premium``.
-        :param models: asset-container URLs to preload.
         """
-        request = self._create_request(self.settings, max_lease_time, size, models)
-        return _created_session_id(self._call(request, self._send_sync))
+        Start a new rendering session (billed until it stops) and return its id.
+
+        On ``2021-01-01`` the client names the session: the same ``session_id`` sent again reconnects
+        to the session it already started (the service answers 200), which makes retries safe.
+
+        :param max_lease_time: the lease (``timedelta`` or ``"4:0:0"``); on ``v1`` the total time since
+            start, on ``2021-01-01`` the time after Ready, in whole minutes.
+        :param size: ``standard`` or ``premium``.
+        :param models: asset-container URLs to preload (``v1`` only).
+        :param session_id: ``2021-01-01`` only: the id to give the session; a random one by default.
+        """
+        request = self._create_request(self.settings, max_lease_time, size, models, session_id)
+        return self._created_session_id(self.settings, self._call(request, self._send_sync))
 
     async def acreate_session(
-        self, max_lease_time: timedelta | str, size: str = "standard", models: Sequence[str] | None = ()
+        self,
+        max_lease_time: timedelta | str,
+        size: str = "standard",
+        models: Sequence[str] | None = (),
+        session_id: str | None = None,
     ) -> str:
         """Async :meth:`create_session`."""
-        request = self._create_request(await self.asettings(), max_lease_time, size, models)
-        return _created_session_id(await self._acall(request, self._send_async))
+        settings = await self.asettings()
+        request = self._create_request(settings, max_lease_time, size, models, session_id)
+        return self._created_session_id(settings, await self._acall(request, self._send_async))
 
     def get_session(self, session_id: str) -> SessionProperties:
-        """Return a session's properties (status, hostname, lease...).
-
-        :param session_id: the session's GUID.
         """
-        request = self._get_request(self.settings, session_id)
-        return _properties(self._call(request, self._send_sync), request.operation)
+        Return a session's properties (status, hostname, lease...).
+
+        :param session_id: the session's id.
+        """
+        settings = self.settings
+        request = self._get_request(settings, session_id)
+        return _properties(self._call(request, self._send_sync), request.operation, settings.api_version)
 
     async def aget_session(self, session_id: str) -> SessionProperties:
         """Async :meth:`get_session`."""
-        request = self._get_request(await self.asettings(), session_id)
-        return _properties(await self._acall(request, self._send_async), request.operation)
+        settings = await self.asettings()
+        request = self._get_request(settings, session_id)
+        return _properties(
+            await self._acall(request, self._send_async), request.operation, settings.api_version
+        )
 
     def list_sessions(self) -> list[SessionProperties]:
-        """Return the account's active sessions (stopped ones are not listed by the service)."""
-        return _session_list(self._call(self._list_request(self.settings), self._send_sync))
+        """Return the account's active sessions (stopped ones are not listed), following every page."""
+        settings = self.settings
+        sessions: list[SessionProperties] = []
+        request: _Request | None = self._list_request(settings)
+        while request is not None:
+            page, request = self._session_page(settings, self._call(request, self._send_sync))
+            sessions.extend(page)
+        return sessions
 
     async def alist_sessions(self) -> list[SessionProperties]:
         """Async :meth:`list_sessions`."""
-        return _session_list(await self._acall(self._list_request(await self.asettings()), self._send_async))
+        settings = await self.asettings()
+        sessions: list[SessionProperties] = []
+        request: _Request | None = self._list_request(settings)
+        while request is not None:
+            page, request = self._session_page(settings, await self._acall(request, self._send_async))
+            sessions.extend(page)
+        return sessions
 
     def update_session(self, session_id: str, max_lease_time: timedelta | str) -> None:
-        """Set a session's lease to a new total (time since start); the service only extends.
+        """
+        Set a session's lease to a new total; the service only extends.
 
-        :param session_id: the session's GUID.
+        :param session_id: the session's id.
         :param max_lease_time: the new total lease.
         """
         self._call(self._update_request(self.settings, session_id, max_lease_time), self._send_sync)
@@ -589,9 +626,10 @@ class RemoteRenderingHook(BaseHook):
         await self._acall(request, self._send_async)
 
     def stop_session(self, session_id: str) -> None:
-        """Stop a session (billing ends); raises :class:`RemoteRenderingSessionNotFoundError` if unknown.
+        """
+        Stop a session (billing ends); raises :class:`RemoteRenderingSessionNotFoundError` if unknown.
 
-        :param session_id: the session's GUID.
+        :param session_id: the session's id.
         """
         self._call(self._stop_request(self.settings, session_id), self._send_sync)
 
@@ -609,44 +647,117 @@ class RemoteRenderingHook(BaseHook):
         return True, f"Connected: token fetched, {len(sessions)} active session(s) in the account."
 
     # ---------------------------------------------------------------- request builders (shared)
+    # v1: POST .../sessions/create, GET .../{id}/properties, PATCH, DELETE; TimeSpan leases.
+    # 2021-01-01: PUT .../sessions/{id}, GET, PATCH, POST .../{id}/:stop; leases in minutes; paged list.
 
-    def _sessions_url(self, settings: ConnectionSettings) -> str:
-        return f"{settings.base_url}/v1/accounts/{settings.account_id}/sessions"
+    def _sessions_url(self, settings: ConnectionSettings, suffix: str = "") -> str:
+        """The account's session collection (``suffix`` goes before the query string)."""
+        if settings.api_version == API_2021:
+            return (
+                f"{settings.base_url}/accounts/{settings.account_id}/sessions{suffix}?api-version={API_2021}"
+            )
+        return f"{settings.base_url}/v1/accounts/{settings.account_id}/sessions{suffix}"
+
+    def _session_url(self, settings: ConnectionSettings, session_id: Any, suffix: str = "") -> str:
+        """One session's URL; the id is checked first, as it becomes part of the path."""
+        session_id = validate_session_id(session_id, api_version=settings.api_version)
+        return self._sessions_url(settings, f"/{session_id}{suffix}")
 
     def _create_request(
-        self, settings: ConnectionSettings, max_lease_time: Any, size: Any, models: Any
+        self, settings: ConnectionSettings, max_lease_time: Any, size: Any, models: Any, session_id: Any
     ) -> _Request:
-        body = {
-            "maxLeaseTime": format_timespan(validate_lease(max_lease_time)),
-            "models": validate_models(models),
-            "size": validate_size(size),
-        }
-        return _Request(
-            "create_session",
-            "POST",
-            f"{self._sessions_url(settings)}/create",
-            body,
-            ok=frozenset({200, 201, 202}),
-            retry_safe=False,
-        )
+        lease, size, models = validate_lease(max_lease_time), validate_size(size), validate_models(models)
+        if settings.api_version == API_V1:
+            if session_id is not None:
+                raise ArrInputError("session_id", "the v1 API chooses session ids itself; leave it unset")
+            body: dict[str, Any] = {"maxLeaseTime": format_timespan(lease), "models": models, "size": size}
+            url = self._sessions_url(settings, "/create")
+            return _Request(
+                "create_session", "POST", url, body, ok=frozenset({200, 201, 202}), retry_safe=False
+            )
+        if models:
+            raise ArrInputError("models", "the 2021-01-01 API does not preload models; leave it empty")
+        session_id = session_id if session_id is not None else f"arr-{uuid.uuid4()}"
+        body = {"maxLeaseTimeMinutes": lease_minutes(lease), "size": size.capitalize()}
+        # A PUT of the same id is idempotent (200 for an identical retry), so create may be retried.
+        url = self._session_url(settings, session_id)
+        return _Request("create_session", "PUT", url, body, ok=frozenset({200, 201}))
 
     def _get_request(self, settings: ConnectionSettings, session_id: str) -> _Request:
-        session_id = validate_session_id(session_id)
-        return _Request("get_session", "GET", f"{self._sessions_url(settings)}/{session_id}/properties")
+        suffix = "/properties" if settings.api_version == API_V1 else ""
+        return _Request("get_session", "GET", self._session_url(settings, session_id, suffix))
 
-    def _list_request(self, settings: ConnectionSettings) -> _Request:
-        return _Request("list_sessions", "GET", self._sessions_url(settings))
+    def _list_request(self, settings: ConnectionSettings, url: str | None = None) -> _Request:
+        return _Request("list_sessions", "GET", url or self._sessions_url(settings))
 
     def _update_request(self, settings: ConnectionSettings, session_id: str, max_lease_time: Any) -> _Request:
-        session_id = validate_session_id(session_id)
-        body = {"maxLeaseTime": format_timespan(validate_lease(max_lease_time))}
-        url = f"{self._sessions_url(settings)}/{session_id}"
+        url = self._session_url(settings, session_id)
+        lease = validate_lease(max_lease_time)
+        if settings.api_version == API_V1:
+            body: dict[str, Any] = {"maxLeaseTime": format_timespan(lease)}
+        else:
+            body = {"maxLeaseTimeMinutes": lease_minutes(lease)}
         return _Request("update_session", "PATCH", url, body, ok=frozenset({200, 204}))
 
     def _stop_request(self, settings: ConnectionSettings, session_id: str) -> _Request:
-        session_id = validate_session_id(session_id)
-        url = f"{self._sessions_url(settings)}/{session_id}"
-        return _Request("stop_session", "DELETE", url, ok=frozenset({200, 202, 204}))
+        if settings.api_version == API_V1:
+            return _Request(
+                "stop_session",
+                "DELETE",
+                self._session_url(settings, session_id),
+                ok=frozenset({200, 202, 204}),
+            )
+        url = self._session_url(settings, session_id, "/:stop")
+        return _Request("stop_session", "POST", url, ok=frozenset({200, 202, 204}))
+
+    # ---------------------------------------------------------------- answers (shared)
+
+    def _created_session_id(self, settings: ConnectionSettings, response: _Response) -> str:
+        """The new session's id from the create answer (body, or the ``Location`` header on v1)."""
+        try:
+            body = response.json("create_session")
+        except RemoteRenderingError:
+            body = None
+        key = "sessionId" if settings.api_version == API_V1 else "id"
+        candidate = body.get(key) if isinstance(body, dict) else None
+        if not candidate:
+            location = response.headers.get("location") or response.headers.get("Location") or ""
+            candidate = location.rstrip("/").rsplit("/", 1)[-1] if "/sessions/" in location else None
+        try:
+            return validate_session_id(candidate, key, settings.api_version)
+        except ArrInputError:
+            raise RemoteRenderingSessionMayExistError(
+                "create_session",
+                http_status=response.status,
+                service_message=f"the service accepted the create but its answer has no valid {key}: "
+                f"{response.text[:200]!r}",
+                ms_cv=response.ms_cv,
+                hint=_SESSION_MAY_EXIST,
+            ) from None
+
+    def _session_page(
+        self, settings: ConnectionSettings, response: _Response
+    ) -> tuple[list[SessionProperties], _Request | None]:
+        """One page of the session list, and the request for the next page (``@nextLink``) if any."""
+        body = response.json("list_sessions")
+        sessions = body.get("sessions") if isinstance(body, dict) else None
+        if not isinstance(sessions, list):
+            raise RemoteRenderingError(
+                "list_sessions",
+                http_status=response.status,
+                service_message="unexpected answer: field 'sessions' is missing or not a list",
+                ms_cv=response.ms_cv,
+            )
+        try:
+            page = [SessionProperties.from_api(item, settings.api_version) for item in sessions]
+        except ArrResponseError as error:
+            raise RemoteRenderingError(
+                "list_sessions", http_status=response.status, service_message=str(error), ms_cv=response.ms_cv
+            ) from None
+        next_link = body.get("@nextLink") if isinstance(body, dict) else None
+        if not next_link:
+            return page, None
+        return page, self._list_request(settings, _same_origin(settings.base_url, str(next_link)))
 
     # ---------------------------------------------------------------- retry policy (shared)
 
@@ -818,54 +929,23 @@ def _check_session_answer(request: _Request, response: _Response) -> _Response:
     return _check(request, response)
 
 
-def _created_session_id(response: _Response) -> str:
-    """The new session's id from the create answer (body, or the ``Location`` header)."""
+def _properties(response: _Response, operation: str, api_version: str) -> SessionProperties:
     try:
-        body = response.json("create_session")
-    except RemoteRenderingError:
-        body = None
-    candidate = body.get("sessionId") if isinstance(body, dict) else None
-    if not candidate:
-        location = response.headers.get("location") or response.headers.get("Location") or ""
-        candidate = location.rstrip("/").rsplit("/", 1)[-1] if "/sessions/" in location else None
-    try:
-        return validate_session_id(candidate, "sessionId")
-    except ArrInputError:
-        raise RemoteRenderingSessionMayExistError(
-            "create_session",
-            http_status=response.status,
-            service_message=f"the service accepted the create but its answer has no valid sessionId: "
-            f"{response.text[:200]!r}",
-            ms_cv=response.ms_cv,
-            hint=_SESSION_MAY_EXIST,
-        ) from None
-
-
-def _properties(response: _Response, operation: str) -> SessionProperties:
-    try:
-        return SessionProperties.from_v1(response.json(operation))
+        return SessionProperties.from_api(response.json(operation), api_version)
     except ArrResponseError as error:
         raise RemoteRenderingError(
             operation, http_status=response.status, service_message=str(error), ms_cv=response.ms_cv
         ) from None
 
 
-def _session_list(response: _Response) -> list[SessionProperties]:
-    body = response.json("list_sessions")
-    sessions = body.get("sessions") if isinstance(body, dict) else None
-    if not isinstance(sessions, list):
+def _same_origin(base_url: str, link: str) -> str:
+    """Resolve a ``@nextLink``; one pointing at another host is refused (the token must not go there)."""
+    url = urljoin(base_url + "/", link)
+    if urlsplit(url)[:2] != urlsplit(base_url)[:2]:
         raise RemoteRenderingError(
-            "list_sessions",
-            http_status=response.status,
-            service_message="unexpected answer from the service: field 'sessions' is missing or not a list",
-            ms_cv=response.ms_cv,
+            "list_sessions", service_message=f"the service sent a @nextLink to another origin: {link!r}"
         )
-    try:
-        return [SessionProperties.from_v1(item) for item in sessions]
-    except ArrResponseError as error:
-        raise RemoteRenderingError(
-            "list_sessions", http_status=response.status, service_message=str(error), ms_cv=response.ms_cv
-        ) from None
+    return url
 
 
 def _mask(secret: str) -> None:

@@ -140,6 +140,7 @@ def test_404_names_operation_status_and_ms_cv(arr_conn):
         (lambda h: h.create_session("1:0:0", models="one"), "models"),
         (lambda h: h.get_session("../../token"), "session_id"),
         (lambda h: h.get_session(""), "session_id"),
+        (lambda h: h.get_session(None), "session_id"),
         (lambda h: h.stop_session("abc"), "session_id"),
         (lambda h: h.update_session("abc", "2:0:0"), "session_id"),
         (lambda h: h.update_session(UNKNOWN, "-1:00:00"), "max_lease_time"),
