@@ -1,0 +1,58 @@
+"""Render several scenes in parallel: one Azure Remote Rendering session per scene.
+
+Dynamic task mapping creates one session per scene (each preloading that scene's model), waits until
+each is Ready, renders each scene on its own session, and stops every session in a mapped teardown,
+even when a render fails.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_provider_arr.example_dags._render_manifest import POLL_INTERVAL, write_render_manifest
+from airflow_provider_arr.operators.remote_rendering import (
+    RemoteRenderingCreateSessionOperator,
+    RemoteRenderingStopSessionOperator,
+)
+from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
+
+
+def model_urls(scene: str) -> list[str]:
+    """The asset containers a scene's session preloads."""
+    return [f"https://example.blob.core.windows.net/arr-models/{scene}.arrAsset"]
+
+
+with DAG(
+    dag_id="arr_render_fanout",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={"scenes": Param(["atrium", "engine", "city"], type="array", minItems=1)},
+    tags=["example", "azure-remote-rendering"],
+) as dag:
+
+    @task
+    def list_scenes(params: dict[str, Any] | None = None) -> list[str]:
+        """The scenes to render, one session each."""
+        return list((params or {})["scenes"])
+
+    @task
+    def render(scene_and_session: tuple[str, dict[str, Any]]) -> str:
+        """Render one scene on its own Ready session (here: write a manifest)."""
+        scene, session = scene_and_session
+        return write_render_manifest(scene, session)
+
+    scenes = list_scenes()
+    create = RemoteRenderingCreateSessionOperator.partial(task_id="create", max_lease_time="1:00:00").expand(
+        models=scenes.map(model_urls)
+    )
+    wait_ready = RemoteRenderingSessionReadySensor.partial(
+        task_id="wait_ready", poke_interval=POLL_INTERVAL, timeout=30 * 60
+    ).expand(session_id=create.output)
+    stop = RemoteRenderingStopSessionOperator.partial(task_id="stop").expand(session_id=create.output)
+
+    render.expand(scene_and_session=scenes.zip(wait_ready.output)) >> stop
+    stop.as_teardown(setups=create)

@@ -1,0 +1,56 @@
+"""Render one scene on one Azure Remote Rendering session, and stop the session whatever happens.
+
+``create`` is the setup and ``stop`` its teardown: the session is stopped even when rendering fails
+(try the ``fail_render`` param), and the run is still marked failed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_provider_arr.example_dags._render_manifest import POLL_INTERVAL, write_render_manifest
+from airflow_provider_arr.operators.remote_rendering import (
+    RemoteRenderingCreateSessionOperator,
+    RemoteRenderingExtendSessionOperator,
+    RemoteRenderingStopSessionOperator,
+)
+from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
+
+with DAG(
+    dag_id="arr_render_pipeline",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={
+        "scene": Param("atrium", type="string"),
+        "fail_render": Param(False, type="boolean", description="Fail the render on purpose"),
+    },
+    tags=["example", "azure-remote-rendering"],
+) as dag:
+    create = RemoteRenderingCreateSessionOperator(task_id="create", max_lease_time="1:00:00", size="standard")
+
+    wait_ready = RemoteRenderingSessionReadySensor(
+        task_id="wait_ready",
+        session_id=create.output,
+        deferrable=True,
+        poke_interval=POLL_INTERVAL,
+        timeout=30 * 60,
+    )
+
+    extend = RemoteRenderingExtendSessionOperator(
+        task_id="extend", session_id=create.output, extend_by=timedelta(minutes=30)
+    )
+
+    @task
+    def render(session: dict[str, Any], params: dict[str, Any] | None = None) -> str:
+        """Render the scene on the Ready session (here: write a manifest)."""
+        params = params or {}
+        return write_render_manifest(params["scene"], session, fail=params["fail_render"])
+
+    stop = RemoteRenderingStopSessionOperator(task_id="stop", session_id=create.output)
+
+    create >> wait_ready >> extend >> render(wait_ready.output) >> stop
+    stop.as_teardown(setups=create)

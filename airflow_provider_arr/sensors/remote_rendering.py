@@ -1,0 +1,118 @@
+"""The sensor that waits until an Azure Remote Rendering session is Ready."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+
+from airflow_provider_arr.exceptions import RemoteRenderingSessionNotFoundError
+from airflow_provider_arr.models import ArrInputError, SessionStatus, format_timespan, validate_session_id
+from airflow_provider_arr.triggers.remote_rendering import (
+    RemoteRenderingSessionTrigger,
+    failure_message,
+    validate_event,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+
+
+class RemoteRenderingSessionReadySensor(BaseSensorOperator):
+    """Wait until a rendering session is Ready; its properties become the task's XCom value.
+
+    Fails at once, without retries, when the session is Error, Expired, Stopping or Stopped (it will
+    never become Ready) or does not exist. Works in ``poke``, ``reschedule`` and deferrable modes; in
+    deferrable mode it checks once and defers only if the session is still Starting.
+
+    :param session_id: the session's id. (templated)
+    :param arr_conn_id: the Airflow connection id. (templated)
+    :param poke_interval: seconds between two status reads; the service suggests 5 to 10.
+    :param timeout: seconds to wait for Ready before failing.
+    :param mode: ``poke`` or ``reschedule``.
+    :param deferrable: wait in the triggerer instead of the worker.
+    """
+
+    template_fields: Sequence[str] = ("session_id", "arr_conn_id")
+
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        arr_conn_id: str = "arr_default",
+        poke_interval: float = 10,
+        timeout: float = 3600,
+        mode: str = "poke",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, timeout=timeout, mode=mode, **kwargs)
+        self.session_id = session_id
+        self.arr_conn_id = arr_conn_id
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> RemoteRenderingHook:
+        """The hook for :attr:`arr_conn_id` (imported lazily to keep DAG parsing cheap)."""
+        from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+
+        return RemoteRenderingHook(arr_conn_id=self.arr_conn_id)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        ready = self.poke(context)
+        if isinstance(ready, PokeReturnValue):
+            return ready.xcom_value
+        trigger = RemoteRenderingSessionTrigger(
+            session_id=self._session_id(),
+            arr_conn_id=self.arr_conn_id,
+            poll_interval=float(self.poke_interval),
+            end_time=time.time() + float(self.timeout),
+        )
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
+
+    def _session_id(self) -> str:
+        try:
+            return validate_session_id(self.session_id)
+        except ArrInputError as error:
+            raise AirflowFailException(str(error)) from None
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        session_id = self._session_id()
+        try:
+            properties = self.hook.get_session(session_id)
+        except RemoteRenderingSessionNotFoundError as error:
+            raise AirflowFailException(f"Session {session_id} does not exist: {error}") from None
+        self.log.info(
+            "Session %s is %s (elapsed %s of lease %s)",
+            session_id,
+            properties.status.value,
+            format_timespan(properties.elapsed_time),
+            format_timespan(properties.max_lease_time),
+        )
+        if properties.status == SessionStatus.READY:
+            self.log.info("Session %s is Ready at %s", session_id, properties.hostname)
+            return PokeReturnValue(is_done=True, xcom_value=properties.to_dict())
+        if properties.status != SessionStatus.STARTING:
+            raise AirflowFailException(failure_message(properties))
+        return False
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger: return the session's properties if Ready, else fail."""
+        event = validate_event(event)
+        status = event["status"]
+        if status == "success":
+            self.log.info("%s", event["message"])
+            return dict(event["properties"])
+        if status == "failed":
+            raise AirflowFailException(event["message"])
+        if status == "timeout":
+            raise AirflowSensorTimeout(event["message"])
+        raise AirflowException(event["message"])

@@ -1,0 +1,90 @@
+"""Run the example DAGs with ``dag.test()`` in a separate interpreter, one request at a time.
+
+Used by ``test_example_dags.py``. Airflow reads ``AIRFLOW_HOME`` and its database settings once per
+process, and importing it costs seconds, so one child process with a throwaway home serves every
+run of the module: it reads one JSON request per line on stdin and prints ``RESULT <json>`` on stdout.
+The emulator keeps running in the pytest process, which checks what each run did to the sessions.
+
+Requests: ``{"command": "import-check"}`` or
+``{"command": "run", "dag_id": ..., "conf": {...}, "deferrable": bool, "output_dir": path}``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "airflow_provider_arr" / "example_dags"
+
+
+def import_check() -> dict[str, Any]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
+    return {
+        "dag_ids": sorted(bag.dag_ids),
+        "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+        "dag_warnings": [str(w) for w in bag.dag_warnings],
+        "warnings": [f"{w.category.__name__}: {w.message} ({w.filename})" for w in caught],
+    }
+
+
+def run(dag_id: str, run_conf: dict[str, Any], deferrable: bool, output_dir: str) -> dict[str, Any]:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import BaseOperator
+
+    from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger
+
+    os.environ["ARR_RENDER_OUTPUT_DIR"] = output_dir
+    trigger_runs: list[str] = []
+    original_run = RemoteRenderingSessionTrigger.run
+
+    def counting_run(self: RemoteRenderingSessionTrigger) -> Any:
+        trigger_runs.append(self.session_id)
+        return original_run(self)
+
+    RemoteRenderingSessionTrigger.run = counting_run  # type: ignore[method-assign]
+    try:
+        dag = DagBag(dag_folder=str(EXAMPLE_DAGS)).dags[dag_id]
+        for task in dag.tasks:  # switch every waiting task between deferrable and blocking
+            if isinstance(task, BaseOperator):
+                if hasattr(task, "deferrable"):
+                    task.deferrable = deferrable
+            elif "deferrable" in inspect.signature(task.operator_class.__init__).parameters:
+                task.partial_kwargs["deferrable"] = deferrable
+        dag_run = dag.test(run_conf=run_conf)
+    finally:
+        RemoteRenderingSessionTrigger.run = original_run  # type: ignore[method-assign]
+    return {
+        "state": str(dag_run.state),
+        "tasks": [[ti.task_id, ti.map_index, str(ti.state)] for ti in dag_run.get_task_instances()],
+        "trigger_runs": trigger_runs,
+    }
+
+
+def main() -> None:
+    from airflow.utils.db import initdb
+
+    initdb()
+    print("READY", flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            if request["command"] == "import-check":
+                result = import_check()
+            else:
+                result = run(request["dag_id"], request["conf"], request["deferrable"], request["output_dir"])
+        except Exception as error:
+            result = {"exception": f"{type(error).__name__}: {error}"}
+        print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

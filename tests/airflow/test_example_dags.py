@@ -1,0 +1,189 @@
+"""The example DAGs: they import cleanly, and ``dag.test()`` runs them against the emulator.
+
+The runs happen in a child interpreter (``_dag_runner.py``) with a throwaway ``AIRFLOW_HOME``,
+because Airflow reads its home and database once per process. The emulator runs here, so the tests
+can check what every run did to the sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.airflow.conftest import FAST_EXTRAS
+
+REPO = Path(__file__).resolve().parents[2]
+RUNNER = Path(__file__).with_name("_dag_runner.py")
+EXAMPLE_DAGS = REPO / "airflow_provider_arr" / "example_dags"
+
+
+class DagRunner:
+    """The child process that runs ``dag.test()`` (see ``_dag_runner.py``)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.output: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, str(RUNNER)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._read_until("READY")
+
+    def _read_until(self, prefix: str) -> str:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            if line.startswith(prefix):
+                return line.removeprefix(prefix).strip()
+        raise AssertionError("the DAG runner died:\n" + "".join(self.output[-200:]))
+
+    def request(self, **request: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.output.clear()
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        result = json.loads(self._read_until("RESULT "))
+        assert "exception" not in result, "".join(self.output[-200:])
+        return result
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def dag_runner(shared_emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagRunner]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ARR_"))}
+    env |= shared_emulator.env(**FAST_EXTRAS) | {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+        "ARR_EXAMPLE_POLL_INTERVAL": "0.1",
+        "PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
+    }
+    runner = DagRunner(env)
+    yield runner
+    runner.close()
+
+
+@pytest.fixture
+def run_dag(emu, dag_runner: DagRunner, tmp_path: Path) -> Callable[..., dict[str, Any]]:
+    def run(
+        dag_id: str, run_conf: dict | None = None, deferrable: bool = False, start_delay: float = 1.0
+    ) -> dict[str, Any]:
+        # Long enough that every sensor still finds its session Starting, so deferrable runs defer.
+        emu.state.start_delay = start_delay
+        return dag_runner.request(
+            command="run",
+            dag_id=dag_id,
+            conf=run_conf or {},
+            deferrable=deferrable,
+            output_dir=str(tmp_path / "renders"),
+        )
+
+    return run
+
+
+def states(result: dict) -> dict[str, list[str]]:
+    by_task: dict[str, list[str]] = {}
+    for task_id, _, state in sorted(result["tasks"]):
+        by_task.setdefault(task_id, []).append(state)
+    return by_task
+
+
+def manifests(tmp_path: Path) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted((tmp_path / "renders").glob("*.json"))]
+
+
+def test_example_dags_import_without_errors_or_warnings(dag_runner):
+    result = dag_runner.request(command="import-check")
+
+    assert result["dag_ids"] == ["arr_render_fanout", "arr_render_pipeline"]
+    assert result["import_errors"] == {}
+    assert result["dag_warnings"] == []
+    assert result["warnings"] == []
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "blocking"])
+def test_pipeline_renders_and_stops_its_session(emu, run_dag, tmp_path, deferrable):
+    result = run_dag("arr_render_pipeline", deferrable=deferrable)
+
+    assert result["state"] == "success"
+    assert states(result) == {
+        "create": ["success"],
+        "wait_ready": ["success"],
+        "extend": ["success"],
+        "render": ["success"],
+        "stop": ["success"],
+    }
+    (record,) = emu.state.sessions()
+    assert record.status == "Stopped"
+    assert str(record.max_lease_time) == "1:30:00"  # created with 1 h, extended by 30 min
+    assert result["trigger_runs"] == ([record.session_id] if deferrable else [])
+    (manifest,) = manifests(tmp_path)
+    assert manifest["scene"] == "atrium"
+    assert (manifest["session_id"], manifest["hostname"]) == (record.session_id, record.hostname)
+
+
+def test_pipeline_stops_the_session_when_render_fails(emu, run_dag, tmp_path):
+    result = run_dag("arr_render_pipeline", {"fail_render": True}, deferrable=True, start_delay=0.3)
+
+    assert result["state"] == "failed"
+    assert states(result)["render"] == ["failed"]
+    assert states(result)["stop"] == ["success"]  # the teardown ran anyway
+    assert [record.status for record in emu.state.sessions()] == ["Stopped"]
+    assert manifests(tmp_path) == []
+
+
+def test_pipeline_stops_nothing_twice_when_the_session_fails_to_start(emu, run_dag):
+    emu.state.fail_next_start("No capacity")
+    result = run_dag("arr_render_pipeline", deferrable=True, start_delay=0.3)
+
+    assert result["state"] == "failed"
+    assert states(result)["wait_ready"] == ["failed"]
+    assert states(result)["stop"] == ["success"]  # idempotent: an Error session needs no stop
+    assert [record.status for record in emu.state.sessions()] == ["Error"]
+    assert emu.state.request_counts["stop"] == 0
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "blocking"])
+def test_fanout_runs_one_session_per_scene_and_stops_them_all(emu, run_dag, tmp_path, deferrable):
+    scenes = {"scenes": ["atrium", "engine", "city", "dock"]}
+    result = run_dag("arr_render_fanout", scenes, deferrable, start_delay=3.0)
+
+    assert result["state"] == "success"
+    by_task = states(result)
+    assert (
+        by_task["create"] == by_task["wait_ready"] == by_task["render"] == by_task["stop"] == ["success"] * 4
+    )
+    records = emu.state.sessions()
+    assert len(records) == 4
+    assert {record.status for record in records} == {"Stopped"}
+    assert sorted(model for record in records for model in record.models) == sorted(
+        f"https://example.blob.core.windows.net/arr-models/{scene}.arrAsset"
+        for scene in ["atrium", "engine", "city", "dock"]
+    )
+    # dag.test runs triggers inline, one after another: once the first deferred sensor resumes, the
+    # other sessions are Ready and their sensors succeed on the first poke without deferring.
+    assert bool(result["trigger_runs"]) is deferrable
+    assert set(result["trigger_runs"]) <= {record.session_id for record in records}
+    rendered = {manifest["scene"]: manifest["session_id"] for manifest in manifests(tmp_path)}
+    assert sorted(rendered) == ["atrium", "city", "dock", "engine"]
+    assert set(rendered.values()) == {record.session_id for record in records}
