@@ -323,6 +323,32 @@ _SESSION_MAY_EXIST = (
 )
 
 
+#: How many times the account is listed, after a create whose answer was lost, to find the session.
+_ADOPTION_LISTINGS = 3
+
+
+def _nothing_appeared(error: RemoteRenderingError) -> RemoteRenderingSessionMayExistError:
+    return RemoteRenderingSessionMayExistError(
+        error.operation,
+        http_status=error.http_status,
+        service_message=error.service_message,
+        ms_cv=error.ms_cv,
+        hint=f"No new session appeared in the account after {_ADOPTION_LISTINGS} listings, so the service "
+        "most likely did not start one and a retry is safe; if one appears later, it is not this task's: "
+        "stop it.",
+    )
+
+
+def _cannot_check(error: RemoteRenderingError, list_error: RemoteRenderingError) -> RemoteRenderingError:
+    return RemoteRenderingSessionMayExistError(
+        error.operation,
+        http_status=error.http_status,
+        service_message=error.service_message,
+        ms_cv=error.ms_cv,
+        hint=f"{_SESSION_MAY_EXIST} Listing the sessions to find it failed too: {list_error}",
+    )
+
+
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     """Read ``Retry-After`` as seconds or as an HTTP date; ``None`` if absent or unreadable."""
     value = headers.get("retry-after") or headers.get("Retry-After")
@@ -558,8 +584,20 @@ class RemoteRenderingHook(BaseHook):
         :param models: asset-container URLs to preload (``v1`` only).
         :param session_id: ``2021-01-01`` only: the id to give the session; a random one by default.
         """
-        request = self._create_request(self.settings, max_lease_time, size, models, session_id)
-        return self._created_session_id(self.settings, self._call(request, self._send_sync))
+        settings = self.settings
+        request = self._create_request(settings, max_lease_time, size, models, session_id)
+        if request.retry_safe:
+            return self._created_session_id(settings, self._call(request, self._send_sync))
+        before = {session.session_id for session in self.list_sessions()}
+        try:
+            return self._created_session_id(settings, self._call(request, self._send_sync))
+        except RemoteRenderingSessionMayExistError as error:
+            for attempt in range(_ADOPTION_LISTINGS):
+                time.sleep(settings.retry_min_wait * attempt)
+                adopted = self._adopt(request, before, error, self._listing_after(error, self.list_sessions))
+                if adopted is not None:
+                    return adopted
+            raise _nothing_appeared(error) from error
 
     async def acreate_session(
         self,
@@ -571,7 +609,22 @@ class RemoteRenderingHook(BaseHook):
         """Async :meth:`create_session`."""
         settings = await self.asettings()
         request = self._create_request(settings, max_lease_time, size, models, session_id)
-        return self._created_session_id(settings, await self._acall(request, self._send_async))
+        if request.retry_safe:
+            return self._created_session_id(settings, await self._acall(request, self._send_async))
+        before = {session.session_id for session in await self.alist_sessions()}
+        try:
+            return self._created_session_id(settings, await self._acall(request, self._send_async))
+        except RemoteRenderingSessionMayExistError as error:
+            for attempt in range(_ADOPTION_LISTINGS):
+                await asyncio.sleep(settings.retry_min_wait * attempt)
+                try:
+                    after = await self.alist_sessions()
+                except RemoteRenderingError as list_error:
+                    raise _cannot_check(error, list_error) from error
+                adopted = self._adopt(request, before, error, after)
+                if adopted is not None:
+                    return adopted
+            raise _nothing_appeared(error) from error
 
     def get_session(self, session_id: str) -> SessionProperties:
         """
@@ -709,6 +762,58 @@ class RemoteRenderingHook(BaseHook):
             )
         url = self._session_url(settings, session_id, "/:stop")
         return _Request("stop_session", "POST", url, ok=frozenset({200, 202, 204}))
+
+    # ---------------------------------------------------------------- ambiguous v1 create (shared)
+    # A v1 create whose answer was lost may still have started a VM. The hook lists the account's
+    # sessions before the create and again after the failure, and adopts the one new session that
+    # matches what was asked for. Zero new sessions: the service most likely did not act (the error
+    # says so). Several: another client creates sessions in the same account at the same moment and
+    # which one is ours cannot be told, so the error lists them rather than guessing.
+
+    def _listing_after(
+        self, error: RemoteRenderingError, list_sessions: Callable[[], list[SessionProperties]]
+    ) -> list[SessionProperties]:
+        try:
+            return list_sessions()
+        except RemoteRenderingError as list_error:
+            raise _cannot_check(error, list_error) from error
+
+    def _adopt(
+        self,
+        request: _Request,
+        before: set[str],
+        error: RemoteRenderingError,
+        after: list[SessionProperties],
+    ) -> str | None:
+        """The one new session that matches the request; ``None`` if none appeared; raise if several."""
+        body = request.body or {}
+        new = [
+            session
+            for session in after
+            if session.session_id not in before
+            and session.status.is_active
+            and format_timespan(session.max_lease_time) == body.get("maxLeaseTime")
+            and (session.size is None or session.size.lower() == body.get("size"))
+        ]
+        if not new:
+            return None
+        if len(new) > 1:
+            ids = ", ".join(session.session_id for session in new)
+            raise RemoteRenderingSessionMayExistError(
+                error.operation,
+                http_status=error.http_status,
+                service_message=error.service_message,
+                ms_cv=error.ms_cv,
+                hint=f"Its answer was lost and {len(new)} matching sessions appeared meanwhile ({ids}): "
+                "another client is creating sessions in this account, so which one is this task's cannot be "
+                "told. Stop the ones nobody uses; they are billed.",
+            )
+        self.log.warning(
+            "The create's answer was lost (%s); adopted session %s, the one new session in the account",
+            error.service_message or f"HTTP {error.http_status}",
+            new[0].session_id,
+        )
+        return new[0].session_id
 
     # ---------------------------------------------------------------- answers (shared)
 
@@ -901,6 +1006,12 @@ class RemoteRenderingHook(BaseHook):
         if self._async_http is not None:
             await self._async_http.aclose()
             self._async_http = None
+        self.close()
+
+    def __enter__(self) -> RemoteRenderingHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     async def __aenter__(self) -> RemoteRenderingHook:
