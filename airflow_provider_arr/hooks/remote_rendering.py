@@ -413,6 +413,9 @@ def _check(request: _Request, response: _Response) -> _Response:
     hints = {
         401: "The service refused the access token; check the connection's account id and key.",
         403: "The token belongs to another account; check the connection's login (account id).",
+        409: "On 2021-01-01 a session with this id already exists with other settings; on v1 the account "
+        "may have too many sessions.",
+        422: "The service only extends a lease: the new lease must be longer than the current one.",
     }
     raise RemoteRenderingError(request.operation, hint=hints.get(status), **error_args)
 

@@ -7,6 +7,8 @@ and the stop operator is idempotent so it can run as a teardown and on retries.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -19,6 +21,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_arr.exceptions import RemoteRenderingSessionNotFoundError
 from airflow_provider_arr.models import (
+    API_2021,
     MAX_LEASE_TIME,
     ArrInputError,
     SessionProperties,
@@ -42,6 +45,33 @@ if TYPE_CHECKING:
 
 #: How long ``on_kill`` may spend stopping the session the task created.
 STOP_ON_KILL_TIMEOUT = 20.0
+#: On 2021-01-01, how many ended sessions of a task's id may precede the one it creates.
+MAX_ENDED_PREDECESSORS = 20
+_NOT_IN_SESSION_IDS = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def task_instance_session_id(context: Context) -> str:
+    """
+    A ``2021-01-01`` session id that is the same for every try of one task instance.
+
+    Readable (dag id, task id, map index, run id, with characters the service refuses replaced) and
+    unique (a hash of the exact values), within the service's 256 characters of ``[A-Za-z0-9_-]``.
+
+    :param context: the task's context.
+    """
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    if map_index is None:
+        map_index = -1
+    exact = "\x1f".join((ti.dag_id, ti.run_id, ti.task_id, str(map_index)))
+    digest = hashlib.sha256(exact.encode()).hexdigest()[:16]
+    readable = _NOT_IN_SESSION_IDS.sub("-", f"{ti.dag_id}-{ti.task_id}-{map_index}-{ti.run_id}").strip("-")
+    return f"{readable[:200]}-{digest}"
+
+
+def _numbered(base: str, number: int) -> str:
+    suffix = f"-{number}"
+    return base[: 256 - len(suffix)] + suffix
 
 
 class _RemoteRenderingBaseOperator(BaseOperator):
@@ -63,10 +93,10 @@ class _RemoteRenderingBaseOperator(BaseOperator):
 
         return RemoteRenderingHook(arr_conn_id=self.arr_conn_id)
 
-    @staticmethod
-    def _checked_session_id(value: Any) -> str:
+    def _checked_session_id(self, value: Any) -> str:
+        """The session id, checked by the rules of the connection's API dialect, before any HTTP."""
         try:
-            return validate_session_id(value)
+            return validate_session_id(value, api_version=self.hook.settings.api_version)
         except ArrInputError as error:
             raise AirflowFailException(str(error)) from None
 
@@ -122,9 +152,13 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
     :param deferrable: wait in the triggerer instead of the worker.
     :param poll_interval: seconds between two status reads while waiting.
     :param timeout: seconds to wait for Ready before stopping the session and failing.
+    :param session_id: ``2021-01-01`` connections only: the id to give the session. (templated) By
+        default it is derived from the task instance (dag id, run id, task id, map index), so an
+        Airflow retry of the same task reconnects to the session an earlier try started instead of
+        starting a second one; a session of that id that has already ended gets a numbered successor.
     """
 
-    template_fields: Sequence[str] = ("max_lease_time", "size", "models", "arr_conn_id")
+    template_fields: Sequence[str] = ("max_lease_time", "size", "models", "arr_conn_id", "session_id")
 
     def __init__(
         self,
@@ -137,9 +171,11 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float = 3600.0,
+        session_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(arr_conn_id=arr_conn_id, **kwargs)
+        self.session_id = session_id
         self.max_lease_time = max_lease_time
         self.size = size
         self.models = models
@@ -160,8 +196,17 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
             models = validate_models(self.models)
         except ArrInputError as error:
             raise AirflowFailException(str(error)) from None
-        session_id = self.hook.create_session(lease, size, models)
-        self.log.info("Created %s session %s with a lease of %s", size, session_id, format_timespan(lease))
+        if self.hook.settings.api_version == API_2021:
+            session_id = self._create_or_reconnect(context, lease, size, models)
+        else:
+            if self.session_id is not None:
+                raise AirflowFailException(
+                    "session_id: the v1 API chooses session ids itself; leave it unset"
+                )
+            session_id = self.hook.create_session(lease, size, models)
+            self.log.info(
+                "Created %s session %s with a lease of %s", size, session_id, format_timespan(lease)
+            )
         context["ti"].xcom_push(key="session_id", value=session_id)
         if not self.wait_for_ready:
             return session_id
@@ -186,6 +231,43 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
             self._waiting_for = self._killed = None
         self._push_ready(context, properties.to_dict())
         return session_id
+
+    def _create_or_reconnect(self, context: Context, lease: timedelta, size: str, models: list[str]) -> str:
+        """
+        On ``2021-01-01``: create the session under a retry-stable id, or reconnect to it.
+
+        A retry of this task finds the session its earlier try started (even if that try crashed
+        before it could record the id) and reconnects, instead of starting a second billed VM.
+        """
+        base = self.session_id or task_instance_session_id(context)
+        base = self._checked_session_id(base)
+        for attempt in range(MAX_ENDED_PREDECESSORS + 1):
+            candidate = base if attempt == 0 else _numbered(base, attempt + 1)
+            try:
+                existing = self.hook.get_session(candidate)
+            except RemoteRenderingSessionNotFoundError:
+                try:
+                    session_id = self.hook.create_session(lease, size, models, session_id=candidate)
+                except ArrInputError as error:
+                    raise AirflowFailException(str(error)) from None
+                self.log.info(
+                    "Created %s session %s with a lease of %s", size, session_id, format_timespan(lease)
+                )
+                return session_id
+            if existing.status.is_active:
+                self.log.info(
+                    "Session %s (started by an earlier try of this task) is %s; reconnecting to it",
+                    candidate,
+                    existing.status.value,
+                )
+                return candidate
+            self.log.info(
+                "Session %s has already ended (%s); using a new id", candidate, existing.status.value
+            )
+        raise AirflowFailException(
+            f"session_id: {MAX_ENDED_PREDECESSORS + 1} sessions named after {base!r} have already ended; "
+            "pass a session_id of your own"
+        )
 
     def _wait_until_ready(self, session_id: str, killed: threading.Event) -> SessionProperties:
         deadline = time.monotonic() + self.timeout
@@ -310,7 +392,10 @@ class RemoteRenderingExtendSessionOperator(_RemoteRenderingBaseOperator):
                 f"{field}: the new lease {new} (current {old}) exceeds the service's limit of "
                 f"{format_timespan(MAX_LEASE_TIME)}"
             )
-        self.hook.update_session(session_id, new_total)
+        try:
+            self.hook.update_session(session_id, new_total)
+        except ArrInputError as error:
+            raise AirflowFailException(str(error)) from None
         self.log.info(
             "Extended session %s: lease %s -> %s (elapsed %s)",
             session_id,

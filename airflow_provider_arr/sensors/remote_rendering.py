@@ -80,7 +80,7 @@ class RemoteRenderingSessionReadySensor(BaseSensorOperator):
 
     def _session_id(self) -> str:
         try:
-            return validate_session_id(self.session_id)
+            return validate_session_id(self.session_id, api_version=self.hook.settings.api_version)
         except ArrInputError as error:
             raise AirflowFailException(str(error)) from None
 

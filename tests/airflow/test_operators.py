@@ -46,6 +46,7 @@ def test_template_fields():
         "size",
         "models",
         "arr_conn_id",
+        "session_id",
     )
     assert RemoteRenderingExtendSessionOperator.template_fields == (
         "session_id",
