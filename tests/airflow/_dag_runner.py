@@ -36,13 +36,16 @@ def import_check() -> dict[str, Any]:
     }
 
 
-def run(dag_id: str, run_conf: dict[str, Any], deferrable: bool, output_dir: str) -> dict[str, Any]:
+def run(
+    dag_id: str, run_conf: dict[str, Any], deferrable: bool, output_dir: str, env: dict[str, str]
+) -> dict[str, Any]:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import BaseOperator
 
     from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger
 
     os.environ["ARR_RENDER_OUTPUT_DIR"] = output_dir
+    os.environ.update(env)  # e.g. this run's connection (tasks read it when they run)
     trigger_runs: list[str] = []
     original_run = RemoteRenderingSessionTrigger.run
 
@@ -80,7 +83,13 @@ def main() -> None:
             if request["command"] == "import-check":
                 result = import_check()
             else:
-                result = run(request["dag_id"], request["conf"], request["deferrable"], request["output_dir"])
+                result = run(
+                    request["dag_id"],
+                    request["conf"],
+                    request["deferrable"],
+                    request["output_dir"],
+                    request.get("env", {}),
+                )
         except Exception as error:
             result = {"exception": f"{type(error).__name__}: {error}"}
         print("RESULT " + json.dumps(result), flush=True)

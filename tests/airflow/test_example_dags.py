@@ -86,7 +86,11 @@ def dag_runner(shared_emulator, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture
 def run_dag(emu, dag_runner: DagRunner, tmp_path: Path) -> Callable[..., dict[str, Any]]:
     def run(
-        dag_id: str, run_conf: dict | None = None, deferrable: bool = False, start_delay: float = 1.0
+        dag_id: str,
+        run_conf: dict | None = None,
+        deferrable: bool = False,
+        start_delay: float = 1.0,
+        api_version: str = "v1",
     ) -> dict[str, Any]:
         # Long enough that every sensor still finds its session Starting, so deferrable runs defer.
         emu.state.start_delay = start_delay
@@ -96,6 +100,7 @@ def run_dag(emu, dag_runner: DagRunner, tmp_path: Path) -> Callable[..., dict[st
             conf=run_conf or {},
             deferrable=deferrable,
             output_dir=str(tmp_path / "renders"),
+            env=emu.env(api_version=api_version, **FAST_EXTRAS),
         )
 
     return run
@@ -140,6 +145,18 @@ def test_pipeline_renders_and_stops_its_session(emu, run_dag, tmp_path, deferrab
     (manifest,) = manifests(tmp_path)
     assert manifest["scene"] == "atrium"
     assert (manifest["session_id"], manifest["hostname"]) == (record.session_id, record.hostname)
+
+
+def test_pipeline_runs_unchanged_on_the_2021_dialect(emu, run_dag, tmp_path):
+    result = run_dag("arr_render_pipeline", deferrable=True, api_version="2021-01-01")
+
+    assert result["state"] == "success"
+    (record,) = emu.state.sessions()
+    assert record.status == "Stopped"
+    assert record.session_id.startswith("arr_render_pipeline-create--1-manual__")  # one id per task instance
+    assert emu.state.request_counts["create"] == 1
+    (manifest,) = manifests(tmp_path)
+    assert manifest["hostname"] == record.hostname
 
 
 def test_pipeline_stops_the_session_when_render_fails(emu, run_dag, tmp_path):
