@@ -1,4 +1,4 @@
-"""The emulator's ASGI application: STS, the v1 session API and the emulator-only introspection routes.
+"""The emulator's ASGI application: STS, both session API dialects and the emulator-only introspection routes.
 
 ``GET /_emulator/sessions`` and ``GET /_emulator/counts`` exist only in the emulator (the real service
 has nothing like them): they let a demo or a test in another process see every session ever created
@@ -12,14 +12,19 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from airflow_provider_arr.emulator.responses import CommonHeadersMiddleware, common_headers, json_response
 from airflow_provider_arr.emulator.state import EmulatorState, SessionRecord
 from airflow_provider_arr.emulator.sts import build_sts_router
 from airflow_provider_arr.emulator.timespan import format_timespan
-from airflow_provider_arr.emulator.v1 import build_v1_router, error_response
+from airflow_provider_arr.emulator.v1 import build_v1_router
+from airflow_provider_arr.emulator.v1 import error_response as v1_error_response
+from airflow_provider_arr.emulator.v2021 import add_dialect_headers, build_v2021_router, is_v2021_path
+from airflow_provider_arr.emulator.v2021 import error_response as v2021_error_response
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,7 @@ def create_app(state: EmulatorState) -> FastAPI:
     app.add_middleware(CommonHeadersMiddleware)
     app.include_router(build_sts_router(state))
     app.include_router(build_v1_router(state))
+    app.include_router(build_v2021_router(state))
     app.include_router(_introspection_router(state))
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -74,19 +80,44 @@ def _introspection_record(record: SessionRecord) -> dict[str, Any]:
         "hostname": record.hostname,
         "message": record.message,
         "models": list(record.models),
+        "leaseFromReady": record.lease_from_ready,
         "createdAt": record.created_at,
         "readyAt": record.ready_at,
         "endedAt": record.ended_at,
     }
 
 
+def _error_response(
+    request: Request, status_code: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """An error in the shape of the dialect the path belongs to (v1 for everything else)."""
+    if is_v2021_path(request.url.path):
+        response = v2021_error_response(status_code, message, headers)
+        return add_dialect_headers(response, request.method)
+    return v1_error_response(status_code, message, headers)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """Answer unknown routes and wrong methods in the v1 error shape."""
+    """Answer unknown routes and wrong methods in the error shape of the path's dialect."""
     assert isinstance(exc, StarletteHTTPException)
     message = (
         exc.detail if exc.status_code != 404 else f"No route matches {request.method} {request.url.path}."
     )
-    return error_response(exc.status_code, str(message), dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the first route of the path; each method is a route of its own here.
+        headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
+    return _error_response(request, exc.status_code, str(message), headers)
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """The methods some route accepts for the request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.PARTIAL and isinstance(route, APIRoute | Route):
+            methods |= route.methods or set()
+    return methods
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -96,12 +127,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     for error in exc.errors():
         field = ".".join(str(part) for part in error.get("loc", ())[1:]) or "body"
         problems.append(f"{field}: {error.get('msg', 'invalid')}")
-    return error_response(400, "Invalid request: " + "; ".join(problems) + ".")
+    return _error_response(request, 400, "Invalid request: " + "; ".join(problems) + ".")
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     """Last resort (a bug, never an expected answer); runs outside the middleware, so add headers here."""
     log.error("Emulator bug while serving %s %s", request.method, request.url.path, exc_info=exc)
-    response = error_response(500, "An internal server error occurred.")
+    response = _error_response(request, 500, "An internal server error occurred.")
     response.headers.update(common_headers())
     return response

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
-import uvicorn
-
-from airflow_provider_arr.emulator.server import CONN_TYPE, base_url, bind_socket, server_config
-from airflow_provider_arr.emulator.state import DEFAULT_ACCOUNT_ID, DEFAULT_ACCOUNT_KEY, EmulatorState
+from airflow_provider_arr.emulator.server import (
+    CONN_TYPE,
+    EmulatorServer,
+    base_url,
+    bind_socket,
+    server_config,
+)
+from airflow_provider_arr.emulator.state import (
+    DEFAULT_ACCOUNT_ID,
+    DEFAULT_ACCOUNT_KEY,
+    DEFAULT_PAGE_SIZE,
+    EmulatorState,
+)
 
 DEFAULT_PORT = 8710
 
@@ -23,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command line parser."""
     parser = argparse.ArgumentParser(
         prog="arr-emulator",
-        description="Local emulator of the Azure Remote Rendering session API (v1) and its token service.",
+        description="Local emulator of the Azure Remote Rendering session API (v1 and 2021-01-01) "
+        "and its token service.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument(
@@ -48,14 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--account-key", default=DEFAULT_ACCOUNT_KEY, help="account key (default: %(default)s)"
     )
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        default=DEFAULT_PAGE_SIZE,
+        help="sessions per page of the 2021-01-01 list call (default: %(default)s)",
+    )
+    parser.add_argument("--certfile", help="PEM certificate: serve https instead of http")
+    parser.add_argument(
+        "--keyfile", help="PEM private key of --certfile, unless the certificate file holds it"
+    )
     return parser
 
 
-def banner(url: str, state: EmulatorState) -> str:
+def banner(url: str, state: EmulatorState, certfile: str | None = None) -> str:
     """Return the text printed at start: the URL line for programs, then account and connection for people.
 
     :param url: the base URL the emulator answers on.
     :param state: the emulator state (for the account).
+    :param certfile: the certificate served, if https.
     """
     connection = {
         "conn_type": CONN_TYPE,
@@ -64,6 +86,9 @@ def banner(url: str, state: EmulatorState) -> str:
         "password": state.account_key,
         "extra": {"sts_url": url},
     }
+    tls = []
+    if certfile:
+        tls = [f"  https certificate: {certfile} (clients must trust it, e.g. REQUESTS_CA_BUNDLE={certfile})"]
     return "\n".join(
         [
             f"ARR_EMULATOR_URL={url}",
@@ -73,6 +98,7 @@ def banner(url: str, state: EmulatorState) -> str:
             f"  start delay: {state.start_delay:g} s, token lifetime: {state.token_lifetime:g} s,"
             f" region: {state.region}",
             "  emulator-only introspection: GET /_emulator/sessions, GET /_emulator/counts",
+            *tls,
             "Airflow connection:",
             f"export AIRFLOW_CONN_ARR_DEFAULT='{json.dumps(connection)}'",
         ]
@@ -87,14 +113,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.start_delay < 0 or args.token_lifetime <= 0:
-        parser.error("--start-delay must be >= 0 and --token-lifetime > 0")
+    if args.start_delay < 0 or args.token_lifetime <= 0 or args.page_size < 1:
+        parser.error("--start-delay must be >= 0, --token-lifetime > 0 and --page-size >= 1")
+    if args.keyfile and not args.certfile:
+        parser.error("--keyfile needs --certfile")
+    for path in (args.certfile, args.keyfile):
+        if path and not os.path.isfile(path):
+            parser.error(f"no such file: {path}")
     state = EmulatorState(
         start_delay=args.start_delay,
         token_lifetime=args.token_lifetime,
         region=args.region,
         account_id=args.account_id,
         account_key=args.account_key,
+        page_size=args.page_size,
     )
     try:
         sock = bind_socket(args.host, args.port)
@@ -102,10 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"arr-emulator: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
     port = sock.getsockname()[1]
-    print(banner(base_url(args.host, port), state), flush=True)
+    print(banner(base_url(args.host, port, tls=bool(args.certfile)), state, args.certfile), flush=True)
     try:
         with sock:
-            uvicorn.Server(server_config(state, args.host, port)).run(sockets=[sock])
+            config = server_config(state, args.host, port, args.certfile, args.keyfile)
+            EmulatorServer(config).run(sockets=[sock])
     except KeyboardInterrupt:
         # uvicorn has already shut down gracefully; it re-raises Ctrl-C for the caller.
         pass

@@ -1,8 +1,9 @@
-"""Run the emulator on a loopback port in a background thread, for tests and notebooks."""
+"""Run the emulator on a loopback port in a background thread, for tests and notebooks (http or https)."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -37,26 +38,34 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def base_url(host: str, port: int) -> str:
+def base_url(host: str, port: int, tls: bool = False) -> str:
     """Return the URL a client on this machine uses to reach a server bound to ``host:port``.
 
     :param host: the bound address; a wildcard address is reached through loopback.
     :param port: the bound port.
+    :param tls: whether the server speaks https.
     """
     if host in ("0.0.0.0", ""):
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-def server_config(state: EmulatorState, host: str, port: int) -> uvicorn.Config:
+def server_config(
+    state: EmulatorState, host: str, port: int, certfile: str | None = None, keyfile: str | None = None
+) -> uvicorn.Config:
     """Return the uvicorn settings the emulator runs with (quiet and quick to start and stop).
 
     :param state: the emulator state.
     :param host: the address to serve on.
     :param port: the port to serve on.
+    :param certfile: a PEM certificate (chain) to serve https with; plain http if omitted.
+    :param keyfile: the certificate's private key, unless ``certfile`` holds it too.
     """
+    if keyfile is not None and certfile is None:
+        raise ValueError("keyfile needs a certfile")
     return uvicorn.Config(
         create_app(state),
         host=host,
@@ -66,7 +75,30 @@ def server_config(state: EmulatorState, host: str, port: int) -> uvicorn.Config:
         access_log=False,
         timeout_graceful_shutdown=1,
         server_header=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
     )
+
+
+class EmulatorServer(uvicorn.Server):
+    """A uvicorn server that closes idle connections at once when it shuts down.
+
+    Over TLS, closing a connection waits for the client's ``close_notify``; a client that keeps an
+    idle pooled connection (an SDK error response still referenced, say) never sends it, and uvicorn
+    would wait its whole graceful-shutdown timeout. Calls in flight still get that time to finish.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Abort the connections that are idle, then shut down as uvicorn does.
+
+        :param sockets: the listening sockets, closed by uvicorn.
+        """
+        for connection in list(self.server_state.connections):
+            connection.shutdown()  # closes an idle connection; lets one with a call in flight finish
+            transport = getattr(connection, "transport", None)
+            if transport is not None and transport.is_closing():
+                transport.abort()
+        await super().shutdown(sockets)
 
 
 class ArrEmulator:
@@ -80,7 +112,11 @@ class ArrEmulator:
     :param host: the loopback address to bind.
     :param port: the port; 0 picks a free one.
     :param state: an existing state to serve; then the other state arguments must not be given.
-    :param state_kwargs: further :class:`EmulatorState` arguments (``region``, ``clock``, ...).
+    :param certfile: a PEM certificate to serve https with (see
+        :func:`~airflow_provider_arr.emulator.tls.make_self_signed_cert`); ``url`` then starts with
+        ``https://``. Plain http if omitted.
+    :param keyfile: the certificate's private key, unless ``certfile`` holds it too.
+    :param state_kwargs: further :class:`EmulatorState` arguments (``region``, ``page_size``, ...).
     """
 
     def __init__(
@@ -90,17 +126,23 @@ class ArrEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         state: EmulatorState | None = None,
+        certfile: str | os.PathLike[str] | None = None,
+        keyfile: str | os.PathLike[str] | None = None,
         **state_kwargs: Any,
     ) -> None:
         if state is not None and state_kwargs:
             raise TypeError("pass either state or EmulatorState arguments, not both")
+        if keyfile is not None and certfile is None:
+            raise TypeError("keyfile needs a certfile")
         self.state = state or EmulatorState(
             start_delay=start_delay, token_lifetime=token_lifetime, **state_kwargs
         )
         self.host = host
         self.port = port
+        self.certfile = os.fspath(certfile) if certfile is not None else None
+        self.keyfile = os.fspath(keyfile) if keyfile is not None else None
         self.url = ""
-        self._server: uvicorn.Server | None = None
+        self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
 
@@ -124,8 +166,9 @@ class ArrEmulator:
             raise RuntimeError("the emulator is already running")
         self._socket = bind_socket(self.host, self.port)
         self.port = self._socket.getsockname()[1]
-        self.url = base_url(self.host, self.port)
-        self._server = uvicorn.Server(server_config(self.state, self.host, self.port))
+        self.url = base_url(self.host, self.port, tls=self.certfile is not None)
+        config = server_config(self.state, self.host, self.port, self.certfile, self.keyfile)
+        self._server = EmulatorServer(config)
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},

@@ -1,10 +1,12 @@
 """The emulated service's state: accounts, tokens, sessions and their life cycle, faults, counters.
 
 Pure Python and thread-safe (the HTTP server runs in another thread than the test that inspects it).
-Nothing here knows a wire dialect: the v1 routes (and later the 2021-01-01 ones) translate requests
-into these calls and the exceptions below into status codes. Session transitions are computed lazily
-from timestamps of the injectable ``clock`` on every read, so no background thread is needed and a
-test can move time forward instead of sleeping.
+Nothing here knows a wire format: the v1 and the 2021-01-01 routes translate requests into these calls
+and the exceptions below into status codes. The one semantic difference of the dialects is kept per
+session: a v1 lease counts the total time since creation, a 2021-01-01 lease the time after ``Ready``
+(``lease_from_ready``). Session transitions are computed lazily from timestamps of the injectable
+``clock`` on every read, so no background thread is needed and a test can move time forward instead
+of sleeping.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ DEFAULT_ACCOUNT_ID = "3f0a9c52-7d4e-4b8a-9e61-0c5d2b7a4e18"
 DEFAULT_ACCOUNT_KEY = "arr-emulator-demo-key"
 MAX_LEASE_TIME = timedelta(hours=24)
 OPERATIONS = frozenset({"token", "create", "update", "list", "properties", "stop"})
+DEFAULT_PAGE_SIZE = 50
 DEFAULT_START_FAILURE = (
     "The session could not be started: no rendering server of the requested size is available in the region."
 )
@@ -35,6 +38,7 @@ _SIZES = {"standard": "Standard", "premium": "Premium"}
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
     "DEFAULT_ACCOUNT_KEY",
+    "DEFAULT_PAGE_SIZE",
     "MAX_LEASE_TIME",
     "OPERATIONS",
     "AuthenticationError",
@@ -45,6 +49,7 @@ __all__ = [
     "InvalidSizeError",
     "InvalidTokenError",
     "LeaseNotExtendedError",
+    "SessionConflictError",
     "SessionEndedError",
     "SessionNotFoundError",
     "SessionRecord",
@@ -81,8 +86,12 @@ class SessionNotFoundError(EmulatorError):
     """No session with that id exists in that account."""
 
 
+class SessionConflictError(EmulatorError):
+    """A session with the requested id already exists, with other settings (or in another account)."""
+
+
 class InvalidLeaseError(EmulatorError):
-    """A lease is not a positive duration of at most 24 hours (the message omits the field name)."""
+    """A lease is out of range: over 24 hours, negative, or zero where that is not allowed (no field name)."""
 
 
 class InvalidSizeError(EmulatorError):
@@ -90,7 +99,17 @@ class InvalidSizeError(EmulatorError):
 
 
 class LeaseNotExtendedError(EmulatorError):
-    """An update asked for a lease that is not larger than the current one."""
+    """An update asked for a lease that is not larger than the current one.
+
+    :param message: the explanation (without the field name).
+    :param current: the session's lease before the call.
+    :param requested: the lease the call asked for.
+    """
+
+    def __init__(self, message: str, current: timedelta, requested: timedelta) -> None:
+        super().__init__(message)
+        self.current = current
+        self.requested = requested
 
 
 class SessionEndedError(EmulatorError):
@@ -112,7 +131,11 @@ def normalize_id(value: str) -> str:
 class SessionRecord:
     """A snapshot of one session, taken under the state's lock.
 
-    Times (``created_at``, ``ready_at``, ``ended_at``) are readings of the state's clock.
+    Times (``created_at``, ``ready_at``, ``ended_at``) are readings of the state's clock;
+    ``creation_time`` is the Unix time of creation (the 2021-01-01 ``creationTime``). With
+    ``lease_from_ready`` (sessions created through the 2021-01-01 dialect) ``max_lease_time`` counts
+    from ``Ready`` and ``elapsed_time`` is the time spent since ``Ready``; otherwise (v1) both count
+    from creation.
     """
 
     session_id: str
@@ -127,6 +150,8 @@ class SessionRecord:
     created_at: float
     ready_at: float | None
     ended_at: float | None
+    creation_time: float = 0.0
+    lease_from_ready: bool = False
 
     @property
     def is_active(self) -> bool:
@@ -159,6 +184,8 @@ class _Session:
     created_at: float
     start_delay: float
     hostname: str
+    creation_time: float
+    lease_from_ready: bool = False
     start_failure: str | None = None
     status: SessionStatus = SessionStatus.STARTING
     ready_at: float | None = None
@@ -166,16 +193,21 @@ class _Session:
     message: str | None = None
 
     @property
-    def lease_ends_at(self) -> float:
-        # v1 counts the lease as the total time since creation.
-        return self.created_at + self.max_lease_time.total_seconds()
+    def lease_ends_at(self) -> float | None:
+        """When the lease runs out; unknown (``None``) while a lease counted from Ready has not begun."""
+        if not self.lease_from_ready:
+            return self.created_at + self.max_lease_time.total_seconds()
+        if self.ready_at is None:
+            return None
+        return self.ready_at + self.max_lease_time.total_seconds()
 
     def advance(self, now: float) -> None:
         """Apply every transition that is due at ``now``, in time order."""
         if self.status is SessionStatus.STARTING:
             ready_time = self.created_at + self.start_delay
-            if self.lease_ends_at <= ready_time and now >= self.lease_ends_at:
-                self.end(SessionStatus.EXPIRED, self.lease_ends_at, _lease_ran_out(self.max_lease_time))
+            ends_at = self.lease_ends_at
+            if ends_at is not None and ends_at <= ready_time and now >= ends_at:
+                self.end(SessionStatus.EXPIRED, ends_at, _lease_ran_out(self.max_lease_time))
                 return
             if now < ready_time:
                 return
@@ -183,27 +215,34 @@ class _Session:
                 self.end(SessionStatus.ERROR, ready_time, self.start_failure)
                 return
             self.status, self.ready_at = SessionStatus.READY, ready_time
-        if self.status is SessionStatus.READY and now >= self.lease_ends_at:
-            self.end(SessionStatus.EXPIRED, self.lease_ends_at, _lease_ran_out(self.max_lease_time))
+        ends_at = self.lease_ends_at
+        if self.status is SessionStatus.READY and ends_at is not None and now >= ends_at:
+            self.end(SessionStatus.EXPIRED, ends_at, _lease_ran_out(self.max_lease_time))
 
     def end(self, status: SessionStatus, at: float, message: str | None = None) -> None:
         self.status, self.ended_at, self.message = status, at, message
 
     def snapshot(self, now: float) -> SessionRecord:
         end = self.ended_at if self.ended_at is not None else now
+        start = self.created_at
+        if self.lease_from_ready:
+            # Counted from Ready; a session that never got there has run for no billed time.
+            start = self.ready_at if self.ready_at is not None else end
         return SessionRecord(
             session_id=self.session_id,
             account_id=self.account_id,
             status=self.status.value,
             size=self.size,
             max_lease_time=self.max_lease_time,
-            elapsed_time=timedelta(seconds=max(0.0, end - self.created_at)),
+            elapsed_time=timedelta(seconds=max(0.0, end - start)),
             hostname=self.hostname if self.ready_at is not None else None,
             message=self.message,
             models=self.models,
             created_at=self.created_at,
             ready_at=self.ready_at,
             ended_at=self.ended_at,
+            creation_time=self.creation_time,
+            lease_from_ready=self.lease_from_ready,
         )
 
 
@@ -211,9 +250,9 @@ def _lease_ran_out(lease: timedelta) -> str:
     return f"The session expired: its maximum lease time of {format_timespan(lease)} ran out."
 
 
-def _check_lease(lease: timedelta) -> None:
-    if lease <= timedelta(0):
-        raise InvalidLeaseError("must be longer than zero")
+def _check_lease(lease: timedelta, allow_zero: bool = False) -> None:
+    if lease < timedelta(0) or (lease == timedelta(0) and not allow_zero):
+        raise InvalidLeaseError("must not be negative" if allow_zero else "must be longer than zero")
     if lease > MAX_LEASE_TIME:
         raise InvalidLeaseError(f"must be at most 24 hours, got {format_timespan(lease)}")
 
@@ -234,9 +273,10 @@ class EmulatorState:
     :param wall_clock: Unix time for the JWT ``iat``/``nbf``/``exp`` claims.
     :param account_id: id of the account that exists from the start.
     :param account_key: key of that account.
+    :param page_size: the most sessions one page of the 2021-01-01 list call holds.
 
-    ``start_delay`` (read when a session is created) and ``clock`` are plain attributes that a test
-    may change while the emulator runs.
+    ``start_delay`` (read when a session is created), ``clock``, ``wall_clock`` and ``page_size`` are
+    plain attributes that a test may change while the emulator runs.
     """
 
     def __init__(
@@ -249,12 +289,17 @@ class EmulatorState:
         wall_clock: Callable[[], float] = time.time,
         account_id: str = DEFAULT_ACCOUNT_ID,
         account_key: str = DEFAULT_ACCOUNT_KEY,
+        page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
         if start_delay < 0:
             raise ValueError("start_delay must not be negative")
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
         self.start_delay = start_delay
         self.region = region
         self.clock = clock
+        self.wall_clock = wall_clock
+        self.page_size = page_size
         self._lock = threading.RLock()
         self._tokens = TokenIssuer(token_lifetime, wall_clock)
         self._accounts: dict[str, str] = {}
@@ -327,20 +372,88 @@ class EmulatorState:
         _check_lease(max_lease_time)
         normalized_size = _normalize_size(size)
         with self._lock:
-            failures = self._pending_start_failures
-            session = _Session(
-                session_id=str(uuid.uuid4()),
-                account_id=normalize_id(account_id),
-                size=normalized_size,
-                max_lease_time=max_lease_time,
-                models=tuple(models),
-                created_at=self.clock(),
-                start_delay=self.start_delay,
-                hostname=f"{uuid.uuid4()}.remoterenderingvm.{self.region}.mixedreality.azure.com",
-                start_failure=failures.popleft() if failures else None,
+            session_id = str(uuid.uuid4())
+            while session_id in self._sessions:  # a 2021-01-01 client may have chosen it already
+                session_id = str(uuid.uuid4())
+            hostname = f"{uuid.uuid4()}.remoterenderingvm.{self.region}.mixedreality.azure.com"
+            session = self._new_session(
+                session_id, account_id, max_lease_time, normalized_size, hostname, models=tuple(models)
             )
-            self._sessions[session.session_id] = session
             return session.snapshot(session.created_at)
+
+    def create_session_with_id(
+        self,
+        account_id: str,
+        session_id: str,
+        max_lease_time: timedelta,
+        size: str = "standard",
+        *,
+        hostname: str | None = None,
+    ) -> tuple[SessionRecord, bool]:
+        """Start a session under an id the client chose (2021-01-01); its lease counts from ``Ready``.
+
+        Asking again for an existing id with the same lease and size is an idempotent retry: the
+        existing session is returned, whatever its status.
+
+        :param account_id: the owning account.
+        :param session_id: the id, used exactly as given (case sensitive).
+        :param max_lease_time: the time the session may run after ``Ready``, 0 to 24 hours.
+        :param size: ``standard`` or ``premium``, any case.
+        :param hostname: the VM host name to report once Ready; a v1-style one if omitted.
+        :return: the session and whether it was created now (``False`` for a retry).
+        :raises InvalidLeaseError: for a lease out of range.
+        :raises InvalidSizeError: for an unknown size.
+        :raises SessionConflictError: if the id is taken by a session with other settings.
+        """
+        _check_lease(max_lease_time, allow_zero=True)
+        normalized_size = _normalize_size(size)
+        with self._lock:
+            now = self.clock()
+            existing = self._sessions.get(session_id)
+            if existing is not None:
+                existing.advance(now)
+                same = (existing.account_id, existing.max_lease_time, existing.size) == (
+                    normalize_id(account_id),
+                    max_lease_time,
+                    normalized_size,
+                )
+                if not same:
+                    raise SessionConflictError(f"A session with id {session_id!r} already exists.")
+                return existing.snapshot(now), False
+            hostname = hostname or f"{uuid.uuid4()}.remoterenderingvm.{self.region}.mixedreality.azure.com"
+            session = self._new_session(
+                session_id, account_id, max_lease_time, normalized_size, hostname, lease_from_ready=True
+            )
+            return session.snapshot(session.created_at), True
+
+    def _new_session(
+        self,
+        session_id: str,
+        account_id: str,
+        max_lease_time: timedelta,
+        size: str,
+        hostname: str,
+        *,
+        models: tuple[str, ...] = (),
+        lease_from_ready: bool = False,
+    ) -> _Session:
+        """Register a new ``Starting`` session; the caller holds the lock."""
+        failures = self._pending_start_failures
+        session = _Session(
+            session_id=session_id,
+            account_id=normalize_id(account_id),
+            size=size,
+            max_lease_time=max_lease_time,
+            models=models,
+            created_at=self.clock(),
+            start_delay=self.start_delay,
+            hostname=hostname,
+            creation_time=self.wall_clock(),
+            lease_from_ready=lease_from_ready,
+            start_failure=failures.popleft() if failures else None,
+        )
+        self._sessions[session_id] = session
+        return session
 
     def get_session(self, session_id: str, account_id: str | None = None) -> SessionRecord:
         """Return a session's current state, including final ones.
@@ -361,13 +474,38 @@ class EmulatorState:
         account_id = normalize_id(account_id)
         return [record for record in self.active_sessions() if record.account_id == account_id]
 
+    def list_sessions_page(
+        self, account_id: str, limit: int, after: str | None = None
+    ) -> tuple[list[SessionRecord], str | None]:
+        """Return one page of an account's active sessions, in creation order.
+
+        :param account_id: the owning account.
+        :param limit: the most sessions to return.
+        :param after: the id of the last session of the previous page; ``None`` for the first page.
+        :return: the page, and the ``after`` value of the next page (``None`` if this is the last).
+        :raises SessionNotFoundError: if ``after`` names no session (a stale or forged continuation).
+        """
+        account_id = normalize_id(account_id)
+        with self._lock:
+            records = self.sessions()
+            start = 0
+            if after is not None:
+                ids = [record.session_id for record in records]
+                if after not in ids:
+                    raise SessionNotFoundError(f"No session with id {after!r} exists.")
+                start = ids.index(after) + 1
+        active = [r for r in records[start:] if r.is_active and r.account_id == account_id]
+        page = active[:limit]
+        return page, (page[-1].session_id if len(active) > limit else None)
+
     def update_session(
         self, session_id: str, max_lease_time: timedelta, account_id: str | None = None
     ) -> SessionRecord:
         """Set a new total lease; it must be larger than the current one and at most 24 hours.
 
         :param session_id: the session's id.
-        :param max_lease_time: the new total lease since creation.
+        :param max_lease_time: the new lease: total since creation, or since ``Ready`` for a session
+            whose lease counts from there.
         :param account_id: if given, the session must belong to this account.
         :raises SessionNotFoundError: if there is no such session.
         :raises SessionEndedError: if the session is already final.
@@ -379,11 +517,13 @@ class EmulatorState:
             session = self._find(session_id, account_id, now)
             if session.status.is_final:
                 raise SessionEndedError(f"Session {session.session_id} is {session.status.value}.")
-            _check_lease(max_lease_time)
+            _check_lease(max_lease_time, allow_zero=session.lease_from_ready)
             if max_lease_time <= session.max_lease_time:
                 raise LeaseNotExtendedError(
                     f"must be larger than the current lease of {format_timespan(session.max_lease_time)}, "
-                    f"got {format_timespan(max_lease_time)}"
+                    f"got {format_timespan(max_lease_time)}",
+                    current=session.max_lease_time,
+                    requested=max_lease_time,
                 )
             session.max_lease_time = max_lease_time
             return session.snapshot(now)

@@ -14,16 +14,15 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from airflow_provider_arr.emulator.inbound import BadRequestError, check_access, read_json_object
 from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
 from airflow_provider_arr.emulator.state import (
     EmulatorError,
     EmulatorState,
     InvalidLeaseError,
     InvalidSizeError,
-    InvalidTokenError,
     LeaseNotExtendedError,
     SessionEndedError,
     SessionNotFoundError,
@@ -34,9 +33,7 @@ from airflow_provider_arr.emulator.timespan import format_timespan, parse_timesp
 
 SESSIONS = "/v1/accounts/{account_id}/sessions"
 
-
-class BadRequestError(EmulatorError):
-    """The request body is unusable; the message names the field."""
+__all__ = ["SESSIONS", "BadRequestError", "build_v1_router", "error_response", "session_properties"]
 
 
 def error_response(status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -79,7 +76,7 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
         """Create a session: 202 with its id and a ``Location`` header."""
 
         async def action() -> Response:
-            body = await _json_object(request)
+            body = await read_json_object(request)
             lease = _max_lease_time(body)
             if "size" not in body:
                 raise BadRequestError("The field size is required ('standard' or 'premium').")
@@ -95,7 +92,7 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
         """Set a new total lease: 200 with an empty body."""
 
         async def action() -> Response:
-            lease = _max_lease_time(await _json_object(request))
+            lease = _max_lease_time(await read_json_object(request))
             state.update_session(_session_id(session_id), lease, account_id)
             return Response(status_code=200)
 
@@ -147,30 +144,15 @@ async def _serve(
     """Count the call, apply a fault, check the token, run the action and map its errors."""
 
     async def answer() -> Response:
-        denied = _authorize(state, request, account_id)
+        denied = check_access(state, request, account_id)
         if denied is not None:
-            return denied
+            return error_response(denied.status, denied.message, denied.headers)
         try:
             return await action()
         except EmulatorError as error:
             return _error_answer(error)
 
     return await serve_with_faults(state, operation, answer)
-
-
-def _authorize(state: EmulatorState, request: Request, account_id: str) -> Response | None:
-    """Return a 401 or 403 answer unless the call carries a valid token of the path's account."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-    if scheme.lower() != "bearer" or not token.strip():
-        return error_response(401, "The request carries no bearer access token.", challenge)
-    try:
-        token_account = state.verify_token(token.strip())
-    except InvalidTokenError as error:
-        return error_response(401, str(error), challenge)
-    if token_account != normalize_id(account_id):
-        return error_response(403, f"The access token is not valid for account {account_id}.")
-    return None
 
 
 def _error_answer(error: EmulatorError) -> Response:
@@ -191,20 +173,6 @@ def _session_id(raw: str) -> str:
         return str(uuid.UUID(raw))
     except ValueError:
         raise SessionNotFoundError(f"No session with id {raw!r} exists.") from None
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        raw = await request.body()
-    except ClientDisconnect:
-        raise BadRequestError("The request body was not received completely.") from None
-    try:
-        body = json.loads(raw) if raw.strip() else None
-    except (ValueError, RecursionError):
-        raise BadRequestError("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise BadRequestError("The request body must be a JSON object.")
-    return body
 
 
 def _max_lease_time(body: dict[str, Any]) -> timedelta:

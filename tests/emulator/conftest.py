@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from airflow_provider_arr.emulator import ArrEmulator
+from airflow_provider_arr.emulator.state import DEFAULT_PAGE_SIZE
 
 MS_CV = re.compile(r"^[A-Za-z0-9+/]{22}\.0$")
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -48,10 +49,10 @@ def emulator(shared_emulator: ArrEmulator) -> Iterator[ArrEmulator]:
     """The shared emulator with a fresh state: no sessions, faults or counts; real clock; 0.2 s start."""
     state = shared_emulator.state
     state.reset()
-    state.clock, state.start_delay = time.monotonic, 0.2
+    state.clock, state.start_delay, state.page_size = time.monotonic, 0.2, DEFAULT_PAGE_SIZE
     yield shared_emulator
     state.reset()
-    state.clock, state.start_delay = time.monotonic, 0.2
+    state.clock, state.start_delay, state.page_size = time.monotonic, 0.2, DEFAULT_PAGE_SIZE
 
 
 @pytest.fixture

@@ -13,11 +13,13 @@ from airflow_provider_arr.emulator.state import (
     InvalidSizeError,
     InvalidTokenError,
     LeaseNotExtendedError,
+    SessionConflictError,
     SessionEndedError,
     SessionNotFoundError,
 )
 
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 
 
 class Clock:
@@ -220,3 +222,84 @@ def test_reset_forgets_everything_but_accounts(state):
     with pytest.raises(InvalidTokenError):
         state.verify_token(token)
     assert state.issue_token(state.account_id, state.account_key)
+
+
+# ---------------------------------------------------------------- sessions named by the client (2021)
+
+
+def test_named_session_lease_counts_from_ready(state, clock):
+    wall = Clock()
+    wall.now = 1_663_117_532.4773534
+    state.wall_clock = wall
+    created, was_created = state.create_session_with_id(
+        DEFAULT_ACCOUNT_ID, "rr-test-id", 15 * MINUTE, "standard"
+    )
+    assert was_created
+    assert (created.session_id, created.lease_from_ready, created.creation_time) == (
+        "rr-test-id",
+        True,
+        wall.now,
+    )
+    clock.now += 60  # Ready after 5 s; 55 s of it count
+    assert state.get_session("rr-test-id").elapsed_time == timedelta(seconds=55)
+    clock.now += 15 * 60 - 55 - 1
+    assert state.get_session("rr-test-id").status == "Ready"
+    clock.now += 1
+    expired = state.get_session("rr-test-id")
+    assert (expired.status, expired.elapsed_time) == ("Expired", 15 * MINUTE)
+    assert expired.ended_at == expired.ready_at + 15 * 60
+
+
+def test_named_session_that_never_got_ready_has_no_elapsed_time(state, clock):
+    state.create_session_with_id(DEFAULT_ACCOUNT_ID, "short", timedelta(seconds=1))
+    clock.now += 3
+    assert state.get_session("short").status == "Starting"  # the lease has not begun
+    stopped = state.stop_session("short")
+    assert (stopped.status, stopped.elapsed_time, stopped.ready_at) == ("Stopped", timedelta(0), None)
+
+
+def test_named_session_retry_and_conflict(state, clock):
+    first, _ = state.create_session_with_id(DEFAULT_ACCOUNT_ID, "again", HOUR, "Premium")
+    clock.now += 10
+    retried, was_created = state.create_session_with_id(DEFAULT_ACCOUNT_ID.upper(), "again", HOUR, "premium")
+    assert not was_created
+    assert (retried.session_id, retried.status, retried.created_at) == ("again", "Ready", first.created_at)
+    with pytest.raises(SessionConflictError):
+        state.create_session_with_id(DEFAULT_ACCOUNT_ID, "again", 2 * HOUR, "premium")
+    other, _ = state.add_account()
+    with pytest.raises(SessionConflictError):
+        state.create_session_with_id(other, "again", HOUR, "premium")
+    assert len(state.sessions()) == 1
+
+
+def test_named_session_lease_may_be_zero_but_not_negative(state):
+    assert state.create_session_with_id(DEFAULT_ACCOUNT_ID, "zero", timedelta(0))[1]
+    with pytest.raises(InvalidLeaseError, match="negative"):
+        state.create_session_with_id(DEFAULT_ACCOUNT_ID, "negative", -MINUTE)
+    with pytest.raises(InvalidLeaseError, match="24 hours"):
+        state.create_session_with_id(DEFAULT_ACCOUNT_ID, "long", timedelta(hours=24, minutes=1))
+    with pytest.raises(LeaseNotExtendedError) as raised:
+        state.update_session("zero", timedelta(0))
+    assert (raised.value.current, raised.value.requested) == (timedelta(0), timedelta(0))
+
+
+def test_list_pages_continue_after_the_last_id(state, clock):
+    ids = [state.create_session(DEFAULT_ACCOUNT_ID, HOUR).session_id for _ in range(3)]
+    ids += [
+        state.create_session_with_id(DEFAULT_ACCOUNT_ID, f"named-{i}", HOUR)[0].session_id for i in range(2)
+    ]
+    other, _ = state.add_account()
+    state.create_session_with_id(other, "not-mine", HOUR)
+    first, after = state.list_sessions_page(DEFAULT_ACCOUNT_ID, 2)
+    assert ([r.session_id for r in first], after) == (ids[:2], ids[1])
+    state.stop_session(ids[1])
+    state.stop_session(ids[2])
+    second, after = state.list_sessions_page(DEFAULT_ACCOUNT_ID, 2, after)
+    assert ([r.session_id for r in second], after) == (ids[3:], None)
+    with pytest.raises(SessionNotFoundError):
+        state.list_sessions_page(DEFAULT_ACCOUNT_ID, 2, "forged")
+
+
+def test_page_size_must_be_positive():
+    with pytest.raises(ValueError, match="page_size"):
+        EmulatorState(page_size=0)

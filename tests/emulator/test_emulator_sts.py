@@ -33,9 +33,14 @@ def test_sdk_style_path_and_api_version_are_accepted(client, emulator):
     response = client.get(
         f"/Accounts/{emulator.account_id.upper()}/token",
         params={"api-version": "2019-02-28-preview"},
-        headers={"Authorization": f"Bearer {emulator.account_id}:{emulator.account_key}"},
+        headers={
+            "Authorization": f"Bearer {emulator.account_id}:{emulator.account_key}",
+            "Accept": "application/json",
+            "X-MRC-CV": "rYMXram6J3KCsUkTE9Jqwq",  # the SDK's client correlation vector
+        },
     )
     assert response.status_code == 200
+    assert emulator.state.verify_token(response.json()["AccessToken"]) == emulator.account_id
 
 
 def test_each_token_is_distinct(emulator, get_token):
