@@ -40,6 +40,21 @@ class RemoteRenderingError(AirflowException):
         text = f"{self.operation} failed: {status}; service message: {message}; MS-CV: {self.ms_cv or 'none'}"
         return f"{text}. {self.hint}" if self.hint else text
 
+    def with_hint(self, hint: str, kind: type[RemoteRenderingError] | None = None) -> RemoteRenderingError:
+        """
+        A copy of this error that ends with ``hint`` (optionally of another kind of this family).
+
+        :param hint: what the user should know or do.
+        :param kind: the class of the copy; the same class by default.
+        """
+        return (kind or type(self))(
+            self.operation,
+            http_status=self.http_status,
+            service_message=self.service_message,
+            ms_cv=self.ms_cv,
+            hint=hint,
+        )
+
     def __reduce__(self) -> tuple[object, ...]:
         # Keyword-only arguments need help to survive pickling (Airflow may pickle task exceptions).
         return (
