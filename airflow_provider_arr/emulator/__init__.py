@@ -12,8 +12,17 @@ bug. Run it with ``arr-emulator`` or ``python -m airflow_provider_arr.emulator``
         ...
 
 With ``certfile``/``keyfile`` (e.g. from :func:`make_self_signed_cert`) it serves https, which the
-official Azure SDK requires. Besides the ARR API it serves two emulator-only routes:
-``GET /_emulator/sessions`` and ``GET /_emulator/counts``.
+official Azure SDK requires. Besides the ARR API it serves its OpenAPI description
+(``/openapi.json``) and three emulator-only routes: ``GET /_emulator/sessions``,
+``GET /_emulator/counts`` and ``GET /_emulator/faults``.
+
+Faults, for reliability tests (``EmulatorState``; ``--fault`` and ``--chaos-rate`` on the command
+line): canned answers with any status, late answers, connections reset before or after the call is
+processed, answers cut short or garbled (``add_fault``); sessions that fail to start, start slowly,
+expire early or are stopped by someone else (``fail_next_start``, ``slow_next_start``,
+``expire_session``, ``stop_session_externally``); and a seeded chaos mode that draws such faults at
+random (``enable_chaos``). ``faults_injected`` counts them and ``issued_tokens()`` lists every token
+the STS issued, for tests that scan for leaked secrets.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
+from airflow_provider_arr.emulator.openapi import install as install_openapi
 from airflow_provider_arr.emulator.responses import CommonHeadersMiddleware, common_headers, json_response
 from airflow_provider_arr.emulator.state import EmulatorState, SessionRecord
 from airflow_provider_arr.emulator.sts import build_sts_router
@@ -36,11 +37,15 @@ def create_app(state: EmulatorState) -> FastAPI:
     """
     app = FastAPI(
         title="Azure Remote Rendering emulator",
+        description="The Azure Remote Rendering session API (v1 and 2021-01-01) and its token service, "
+        "as the emulator serves them, plus emulator-only introspection routes.",
+        version="1",
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
         redirect_slashes=False,
     )
+    install_openapi(app)
     app.state.emulator = state
     app.add_middleware(CommonHeadersMiddleware)
     app.include_router(build_sts_router(state))
@@ -54,7 +59,7 @@ def create_app(state: EmulatorState) -> FastAPI:
 
 
 def _introspection_router(state: EmulatorState) -> APIRouter:
-    router = APIRouter(prefix="/_emulator")
+    router = APIRouter(prefix="/_emulator", tags=["emulator only"])
 
     @router.get("/sessions")
     async def all_sessions() -> Response:
@@ -65,6 +70,11 @@ def _introspection_router(state: EmulatorState) -> APIRouter:
     async def request_counts() -> Response:
         """Calls received per operation (emulator only)."""
         return json_response(dict(state.request_counts))
+
+    @router.get("/faults")
+    async def faults_injected() -> Response:
+        """Faults injected so far, by kind: scripted and chaos, request and session faults (emulator only)."""
+        return json_response(dict(state.faults_injected))
 
     return router
 

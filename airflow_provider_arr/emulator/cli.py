@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from airflow_provider_arr.emulator.server import (
     CONN_TYPE,
@@ -23,6 +24,8 @@ from airflow_provider_arr.emulator.state import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_ACCOUNT_KEY,
     DEFAULT_PAGE_SIZE,
+    FAULT_ACTIONS,
+    OPERATIONS,
     EmulatorState,
 )
 
@@ -65,11 +68,60 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PAGE_SIZE,
         help="sessions per page of the 2021-01-01 list call (default: %(default)s)",
     )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=parse_fault,
+        metavar="OPERATION:STATUS[:COUNT]",
+        help="script a fault: the next COUNT (default 1) calls of OPERATION (token, create, update, "
+        "list, properties, stop) answer HTTP STATUS instead of being processed; STATUS may also be "
+        "drop_before, drop_after, truncate or garble (see EmulatorState.add_fault). Repeatable.",
+    )
+    parser.add_argument(
+        "--chaos-rate",
+        type=float,
+        default=0.0,
+        help="probability, 0 to 1, that a call gets a random fault (429, 503, 500, dropped "
+        "connection, late answer) and that a new session fails or starts slowly (default: off)",
+    )
+    parser.add_argument(
+        "--chaos-seed", type=int, help="seed of the chaos mode's random choices, for a reproducible run"
+    )
     parser.add_argument("--certfile", help="PEM certificate: serve https instead of http")
     parser.add_argument(
         "--keyfile", help="PEM private key of --certfile, unless the certificate file holds it"
     )
     return parser
+
+
+def parse_fault(text: str) -> dict[str, Any]:
+    """Parse a ``--fault`` value, ``OPERATION:STATUS[:COUNT]``, into ``EmulatorState.add_fault`` arguments.
+
+    :param text: e.g. ``create:503``, ``list:429:3`` or ``create:drop_after``.
+    :raises argparse.ArgumentTypeError: if it is not of that form.
+    """
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or parts[0] not in OPERATIONS:
+        operations = ", ".join(sorted(OPERATIONS))
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected OPERATION:STATUS[:COUNT] with OPERATION one of {operations}"
+        )
+    arguments: dict[str, Any] = {"operation": parts[0]}
+    if parts[1] in FAULT_ACTIONS and parts[1] != "answer":
+        arguments["action"] = parts[1]
+    elif parts[1].isdigit() and 100 <= int(parts[1]) <= 599:
+        arguments["status"] = int(parts[1])
+    else:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: STATUS must be an HTTP status (100-599) or one of drop_before, drop_after, "
+            "truncate, garble"
+        )
+    if len(parts) == 3:
+        if not parts[2].isdigit() or int(parts[2]) < 1:
+            raise argparse.ArgumentTypeError(f"{text!r}: COUNT must be a whole number of at least 1")
+        arguments["count"] = int(parts[2])
+    return arguments
 
 
 def banner(url: str, state: EmulatorState, certfile: str | None = None) -> str:
@@ -97,12 +149,20 @@ def banner(url: str, state: EmulatorState, certfile: str | None = None) -> str:
             f"  account key: {state.account_key}",
             f"  start delay: {state.start_delay:g} s, token lifetime: {state.token_lifetime:g} s,"
             f" region: {state.region}",
-            "  emulator-only introspection: GET /_emulator/sessions, GET /_emulator/counts",
+            "  emulator-only introspection: GET /_emulator/sessions, /_emulator/counts, /_emulator/faults",
+            *_fault_lines(state),
             *tls,
             "Airflow connection:",
             f"export AIRFLOW_CONN_ARR_DEFAULT='{json.dumps(connection)}'",
         ]
     )
+
+
+def _fault_lines(state: EmulatorState) -> list[str]:
+    chaos = state.chaos
+    if chaos is None:
+        return []
+    return [f"  chaos: {chaos.rate:.0%} of calls and of new sessions get a random fault"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--start-delay must be >= 0, --token-lifetime > 0 and --page-size >= 1")
     if args.keyfile and not args.certfile:
         parser.error("--keyfile needs --certfile")
+    if not 0 <= args.chaos_rate <= 1:
+        parser.error("--chaos-rate must be between 0 and 1")
     for path in (args.certfile, args.keyfile):
         if path and not os.path.isfile(path):
             parser.error(f"no such file: {path}")
@@ -128,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         account_key=args.account_key,
         page_size=args.page_size,
     )
+    for fault in args.fault:
+        state.add_fault(**fault)
+    if args.chaos_rate > 0:
+        state.enable_chaos(rate=args.chaos_rate, seed=args.chaos_seed)
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as error:

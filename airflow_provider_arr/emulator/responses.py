@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import secrets
+import socket
+import struct
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,13 +42,30 @@ def json_response(payload: Any, status_code: int = 200, headers: Mapping[str, st
     return Response(body, status_code=status_code, headers=dict(headers or {}), media_type=JSON_MEDIA_TYPE)
 
 
-def fault_response(fault: Fault) -> Response:
+#: What a canned error answer says when a fault gives no body (``body=None``, as chaos faults do).
+FAULT_MESSAGES = {
+    429: "Too many requests; retry later.",
+    500: "An internal server error occurred.",
+    503: "The service is temporarily unavailable; retry later.",
+}
+#: Builds a dialect's error answer: ``(status, message, headers) -> Response``.
+ErrorResponse = Callable[[int, str, Mapping[str, str] | None], Response]
+
+
+def fault_response(fault: Fault, error_response: ErrorResponse | None = None) -> Response:
     """Build the canned answer of an injected fault.
 
     :param fault: a fault with a status (a dict or list body is sent as JSON, text as-is).
+    :param error_response: builds the dialect's error answer, used when the fault's body is ``None``;
+        without it such a fault answers with an empty body.
     """
     assert fault.status is not None
     body = fault.body
+    if body is None:
+        if error_response is not None:
+            message = FAULT_MESSAGES.get(fault.status, f"Injected fault: HTTP {fault.status}.")
+            return error_response(fault.status, message, fault.headers)
+        body = b""
     if isinstance(body, Mapping | list):
         content = json.dumps(body, separators=(",", ":")).encode("utf-8")
         media_type: str | None = JSON_MEDIA_TYPE
@@ -66,28 +86,139 @@ def _looks_like_json(content: bytes) -> bool:
 
 
 async def serve_with_faults(
-    state: EmulatorState, operation: str, handler: Callable[[], Awaitable[Response]]
+    state: EmulatorState,
+    operation: str,
+    handler: Callable[[], Awaitable[Response]],
+    error_response: ErrorResponse | None = None,
 ) -> Response:
-    """Count a call of an operation, then answer it, honouring a pending fault.
+    """Count a call of an operation, then answer it, honouring a pending fault (see :class:`Fault`).
 
-    A fault with a status replaces the call: nothing is processed, its canned answer is sent after
-    its delay. A fault without a status (delay only) lets the call be processed at once and holds
-    back the answer for the delay: the service acted, the client just hears of it late (and may
-    time out meanwhile).
+    A canned answer replaces the call: nothing is processed. A delay alone lets the call be
+    processed at once and holds back the answer: the service acted, the client just hears of it
+    late (and may time out meanwhile). Dropped, truncated and garbled answers are special responses
+    that reset or close the connection, or replace the body, when they are sent.
 
     :param state: the emulator state.
     :param operation: the operation's name.
-    :param handler: produces the normal answer.
+    :param handler: produces the normal answer (and does the work).
+    :param error_response: builds the dialect's error answer for faults without a body.
     """
     fault = state.begin_request(operation)
-    if fault is not None and fault.status is not None:
-        if fault.delay:
-            await asyncio.sleep(fault.delay)
-        return fault_response(fault)
-    response = await handler()
-    if fault is not None and fault.delay:
+    if fault is None:
+        return await handler()
+    if not fault.processes_call:
         await asyncio.sleep(fault.delay)
+        if fault.action == "drop_before":
+            return DroppedConnection()
+        response = fault_response(fault, error_response)
+        return TruncatedResponse(response) if fault.action == "truncate" else response
+    response = await handler()
+    await asyncio.sleep(fault.delay)
+    if fault.action == "drop_after":
+        return DroppedConnection()
+    if fault.action == "truncate":
+        return TruncatedResponse(response)
+    if fault.action == "garble":
+        return GarbledResponse(response, fault.body)
     return response
+
+
+# --------------------------------------------------------------------------------------------------
+# Answers that break the connection. They need the connection's transport, which an ASGI app is not
+# given: uvicorn's ``receive`` is a method of its per-request cycle object, which holds it.
+# --------------------------------------------------------------------------------------------------
+
+
+def _transport(receive: Receive) -> asyncio.Transport:
+    """The server's transport of the connection a request came on (uvicorn's; h11 or httptools).
+
+    uvloop's transports do not derive from :class:`asyncio.Transport`, so it is recognized by its methods.
+    """
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    if not all(callable(getattr(transport, name, None)) for name in ("abort", "close", "get_extra_info")):
+        raise RuntimeError(
+            "this fault needs the connection's transport, which only uvicorn's receive() exposes; "
+            "run the emulator with ArrEmulator or arr-emulator"
+        )
+    return cast(asyncio.Transport, transport)
+
+
+async def _until_disconnected(receive: Receive, timeout: float = 5.0) -> None:
+    """Wait until the server has noticed the closed connection, so that it logs no incomplete answer."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+
+class DroppedConnection(Response):
+    """No answer at all: the TCP connection is reset (RST), as a crashing proxy or a network cut does.
+
+    The client sees a connection reset (or a remote disconnect) instead of a status.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=500)  # never sent
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Reset the connection instead of sending anything."""
+        transport = _transport(receive)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):  # linger 0: close with RST, not FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        await _until_disconnected(receive)
+
+
+class TruncatedResponse(Response):
+    """An answer cut short: ``Content-Length`` promises more bytes than follow, then the connection closes.
+
+    Half the body is sent (none of an empty one); the client sees an incomplete read. A client
+    reads no body after a 204 or 304, so such an answer arrives complete (and the connection closes).
+
+    :param original: the complete answer to cut.
+    """
+
+    def __init__(self, original: Response) -> None:
+        super().__init__(original.body, status_code=original.status_code)
+        self.raw_headers = [(k, v) for k, v in original.raw_headers if k.lower() != b"content-length"]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the headers and half the body, then close the connection."""
+        body = bytes(self.body)
+        declared = str(len(body) + max(len(body), 16)).encode("latin-1")
+        # "Connection: close" keeps the client from reusing a connection that is about to close.
+        headers = [*self.raw_headers, (b"content-length", declared), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+        _transport(receive).close()  # FIN after what was written, unlike DroppedConnection's RST
+        await _until_disconnected(receive)
+
+
+class GarbledResponse(Response):
+    """The real status and headers of an answer with another body (by default: not JSON).
+
+    An answer whose status allows no body (204, 304) is sent unchanged.
+
+    :param original: the real answer.
+    :param body: the body to send instead.
+    """
+
+    def __init__(self, original: Response, body: str | bytes | Mapping[str, Any] | list[Any] | None) -> None:
+        if original.status_code in (204, 304):
+            content = bytes(original.body)
+        elif isinstance(body, Mapping | list):
+            content = json.dumps(body).encode("utf-8")
+        elif isinstance(body, str):
+            content = body.encode("utf-8")
+        else:
+            content = body or b""
+        super().__init__(content, status_code=original.status_code)
+        self.raw_headers = [
+            *[(k, v) for k, v in original.raw_headers if k.lower() != b"content-length"],
+            (b"content-length", str(len(content)).encode("latin-1")),
+        ]
 
 
 class CommonHeadersMiddleware:

@@ -11,6 +11,7 @@ of sleeping.
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 import time
@@ -29,6 +30,16 @@ DEFAULT_ACCOUNT_ID = "3f0a9c52-7d4e-4b8a-9e61-0c5d2b7a4e18"
 DEFAULT_ACCOUNT_KEY = "arr-emulator-demo-key"
 MAX_LEASE_TIME = timedelta(hours=24)
 OPERATIONS = frozenset({"token", "create", "update", "list", "properties", "stop"})
+#: What a scripted fault does with a call (see :meth:`EmulatorState.add_fault`).
+FAULT_ACTIONS = ("answer", "drop_before", "drop_after", "truncate", "garble")
+#: The request faults chaos mode picks from (see :meth:`EmulatorState.enable_chaos`).
+CHAOS_REQUEST_KINDS = ("429", "503", "500", "drop_before", "drop_after", "delay")
+#: The session faults chaos mode picks from.
+CHAOS_SESSION_KINDS = ("fail_start", "slow_start")
+#: What a session that chaos makes fail reports.
+CHAOS_START_FAILURE = (
+    "The session could not be started: the rendering server failed its health check (chaos)."
+)
 DEFAULT_PAGE_SIZE = 50
 DEFAULT_START_FAILURE = (
     "The session could not be started: no rendering server of the requested size is available in the region."
@@ -36,12 +47,16 @@ DEFAULT_START_FAILURE = (
 _SIZES = {"standard": "Standard", "premium": "Premium"}
 
 __all__ = [
+    "CHAOS_REQUEST_KINDS",
+    "CHAOS_SESSION_KINDS",
     "DEFAULT_ACCOUNT_ID",
     "DEFAULT_ACCOUNT_KEY",
     "DEFAULT_PAGE_SIZE",
+    "FAULT_ACTIONS",
     "MAX_LEASE_TIME",
     "OPERATIONS",
     "AuthenticationError",
+    "ChaosSettings",
     "EmulatorError",
     "EmulatorState",
     "Fault",
@@ -136,6 +151,21 @@ class SessionRecord:
     ``lease_from_ready`` (sessions created through the 2021-01-01 dialect) ``max_lease_time`` counts
     from ``Ready`` and ``elapsed_time`` is the time spent since ``Ready``; otherwise (v1) both count
     from creation.
+
+    :param session_id: the session's id.
+    :param account_id: the account that owns it.
+    :param status: its status, a :class:`SessionStatus` value such as ``"Ready"``.
+    :param size: ``standard`` or ``premium``.
+    :param max_lease_time: its lease.
+    :param elapsed_time: how long it has run.
+    :param hostname: the host clients connect to, once it is ``Ready``.
+    :param message: the reason it ended in ``Error`` or ``Expired``, if it did.
+    :param models: the asset-container URLs it preloads.
+    :param created_at: the state's clock at creation.
+    :param ready_at: the state's clock when it became ``Ready``, if it did.
+    :param ended_at: the state's clock when it ended, if it has.
+    :param creation_time: the Unix time of creation.
+    :param lease_from_ready: whether lease and elapsed time count from ``Ready`` (2021-01-01).
     """
 
     session_id: str
@@ -161,17 +191,76 @@ class SessionRecord:
 
 @dataclass
 class Fault:
-    """An answer to give instead of processing the next ``remaining`` calls of one operation.
+    """What to do instead of (or besides) answering the next ``remaining`` calls of one operation.
 
-    ``status=None`` means: process the call normally, but send its answer ``delay`` seconds late.
+    ``action`` decides, with ``status``:
+
+    - ``answer``: with a ``status``, send that canned answer (``body``, ``headers``) after ``delay``
+      seconds, without processing the call; without one, process the call at once and send its real
+      answer ``delay`` seconds late (provokes client timeouts after the service acted).
+    - ``drop_before``: after ``delay``, reset the TCP connection without processing the call.
+    - ``drop_after``: process the call, wait ``delay``, then reset the connection without answering.
+    - ``truncate``: send the headers with a ``Content-Length`` longer than the bytes that follow (half
+      the body), then close the connection. With a ``status`` the canned answer is cut and the call
+      is not processed; without one the call is processed and its real answer is cut.
+    - ``garble``: process the call, then send its real status and headers with ``body`` (by default
+      invalid JSON) in place of its real body.
+
+    A ``body`` of ``None`` means the dialect's usual error body for the status (chaos uses it).
+
+    :param operation: the operation it applies to: ``token``, ``create``, ``update``, ``list``,
+        ``properties`` or ``stop``.
+    :param status: the HTTP status of a canned answer, or ``None`` to process the call.
+    :param body: the canned (or garbled) body.
+    :param headers: headers of the canned answer.
+    :param remaining: how many more calls it applies to.
+    :param delay: seconds to wait before acting.
+    :param action: ``answer``, ``drop_before``, ``drop_after``, ``truncate`` or ``garble``.
     """
 
     operation: str
     status: int | None
-    body: str | bytes | Mapping[str, Any] | list[Any]
+    body: str | bytes | Mapping[str, Any] | list[Any] | None
     headers: dict[str, str]
     remaining: int
     delay: float
+    action: str = "answer"
+
+    @property
+    def kind(self) -> str:
+        """The name :attr:`EmulatorState.faults_injected` counts it under, e.g. ``503`` or ``drop_after``."""
+        if self.action != "answer":
+            return self.action
+        return str(self.status) if self.status is not None else "delay"
+
+    @property
+    def processes_call(self) -> bool:
+        """Whether the service acts on the call despite the fault (its client cannot tell)."""
+        if self.action in ("drop_after", "garble"):
+            return True
+        return self.action in ("answer", "truncate") and self.status is None
+
+
+@dataclass(frozen=True)
+class ChaosSettings:
+    """How chaos mode picks faults; see :meth:`EmulatorState.enable_chaos`.
+
+    :param rate: the probability that one call gets a request fault.
+    :param operations: the operations whose calls may get one.
+    :param kinds: the request faults to pick from (:data:`CHAOS_REQUEST_KINDS`).
+    :param session_rate: the probability that a new session gets a session fault.
+    :param session_kinds: the session faults to pick from (:data:`CHAOS_SESSION_KINDS`).
+    :param max_delay: the longest ``delay`` fault, in seconds.
+    :param slow_start: the extra start-up seconds of a slow session (it gets 50 % to 100 % of it).
+    """
+
+    rate: float
+    operations: frozenset[str]
+    kinds: tuple[str, ...]
+    session_rate: float
+    session_kinds: tuple[str, ...]
+    max_delay: float
+    slow_start: float
 
 
 @dataclass
@@ -305,8 +394,13 @@ class EmulatorState:
         self._accounts: dict[str, str] = {}
         self._sessions: dict[str, _Session] = {}
         self._pending_start_failures: deque[str] = deque()
+        self._pending_start_delays: deque[float] = deque()
         self._faults: list[Fault] = []
         self._counts: Counter[str] = Counter()
+        self._faults_injected: Counter[str] = Counter()
+        self._issued_tokens: list[str] = []
+        self._chaos: ChaosSettings | None = None
+        self._random = random.Random()
         self.account_id, self.account_key = self.add_account(account_id, account_key)
 
     # ----------------------------------------------------------------------------------- accounts
@@ -334,7 +428,9 @@ class EmulatorState:
             expected = self._accounts.get(normalize_id(account_id))
             if expected is None or not secrets.compare_digest(expected.encode(), account_key.encode()):
                 raise AuthenticationError("Unknown account or wrong account key.")
-            return self._tokens.issue(normalize_id(account_id))
+            token = self._tokens.issue(normalize_id(account_id))
+            self._issued_tokens.append(token)
+            return token
 
     def verify_token(self, token: str) -> str:
         """Return the account a token is valid for.
@@ -438,7 +534,22 @@ class EmulatorState:
         lease_from_ready: bool = False,
     ) -> _Session:
         """Register a new ``Starting`` session; the caller holds the lock."""
-        failures = self._pending_start_failures
+        failures, delays = self._pending_start_failures, self._pending_start_delays
+        start_failure = failures.popleft() if failures else None
+        if start_failure is not None:
+            self._faults_injected["fail_start"] += 1
+        start_delay = self.start_delay
+        if delays:
+            start_delay = delays.popleft()
+            self._faults_injected["slow_start"] += 1
+        chaos = self._chaos
+        if chaos is not None and start_failure is None and self._random.random() < chaos.session_rate:
+            kind = self._random.choice(chaos.session_kinds)
+            self._faults_injected[kind] += 1
+            if kind == "fail_start":
+                start_failure = CHAOS_START_FAILURE
+            else:
+                start_delay += self._random.uniform(chaos.slow_start / 2, chaos.slow_start)
         session = _Session(
             session_id=session_id,
             account_id=normalize_id(account_id),
@@ -446,11 +557,11 @@ class EmulatorState:
             max_lease_time=max_lease_time,
             models=models,
             created_at=self.clock(),
-            start_delay=self.start_delay,
+            start_delay=start_delay,
             hostname=hostname,
             creation_time=self.wall_clock(),
             lease_from_ready=lease_from_ready,
-            start_failure=failures.popleft() if failures else None,
+            start_failure=start_failure,
         )
         self._sessions[session_id] = session
         return session
@@ -573,6 +684,17 @@ class EmulatorState:
                 raise SessionEndedError(f"Session {session_id} is {session.status.value}, not Starting.")
             session.start_failure = message
 
+    def slow_next_start(self, seconds: float, count: int = 1) -> None:
+        """Make the next ``count`` new sessions stay ``Starting`` for ``seconds`` instead of ``start_delay``.
+
+        :param seconds: the start-up delay of each of those sessions.
+        :param count: how many sessions it applies to.
+        """
+        if seconds < 0 or count < 1:
+            raise ValueError("seconds must not be negative and count must be at least 1")
+        with self._lock:
+            self._pending_start_delays.extend([float(seconds)] * count)
+
     def expire_session(self, session_id: str, message: str | None = None) -> None:
         """End a session as ``Expired`` now, as if its lease had run out.
 
@@ -599,54 +721,152 @@ class EmulatorState:
             if status is SessionStatus.EXPIRED and message is None:
                 message = _lease_ran_out(session.max_lease_time)
             session.end(status, now, message)
+            self._faults_injected["expire" if status is SessionStatus.EXPIRED else "external_stop"] += 1
 
     def add_fault(
         self,
         operation: str,
-        status: int | None,
-        body: str | bytes | Mapping[str, Any] | list[Any] = "",
+        status: int | None = None,
+        body: str | bytes | Mapping[str, Any] | list[Any] | None = "",
         headers: Mapping[str, str] | None = None,
         count: int = 1,
         delay: float = 0.0,
+        action: str = "answer",
     ) -> None:
-        """Answer the next ``count`` calls of an operation with a canned response.
+        """Script a fault for the next ``count`` calls of an operation (see :class:`Fault`).
+
+        ``add_fault("list", 429, headers={"Retry-After": "1"})`` throttles the next list call;
+        ``add_fault("create", action="drop_after")`` starts the session but resets the connection
+        instead of answering; ``add_fault("properties", delay=2)`` answers late.
 
         :param operation: one of ``token``, ``create``, ``update``, ``list``, ``properties``, ``stop``.
-        :param status: the HTTP status to answer instead of processing the call; or ``None`` to
-            process it at once but send its answer only after ``delay`` (provokes client timeouts).
-        :param body: the body; a dict or list is sent as JSON.
-        :param headers: extra response headers, e.g. ``{"Retry-After": "1"}``.
+        :param status: the HTTP status of a canned answer (``answer``, ``truncate``); ``None`` to
+            process the call (a late answer, a truncated or garbled real answer). Must be ``None`` for
+            ``drop_before``, ``drop_after`` and ``garble``.
+        :param body: the canned (or, for ``garble``, the replacement) body; a dict or list is sent as
+            JSON, ``None`` is the dialect's usual error body for the status.
+        :param headers: extra headers of a canned answer, e.g. ``{"Retry-After": "1"}``.
         :param count: how many calls the fault applies to.
-        :param delay: seconds to wait before answering.
+        :param delay: seconds to wait before answering (or dropping).
+        :param action: ``answer``, ``drop_before``, ``drop_after``, ``truncate`` or ``garble``.
         """
         if operation not in OPERATIONS:
             raise ValueError(f"operation must be one of {sorted(OPERATIONS)}, got {operation!r}")
+        if action not in FAULT_ACTIONS:
+            raise ValueError(f"action must be one of {list(FAULT_ACTIONS)}, got {action!r}")
         if status is not None and not 100 <= status <= 599:
             raise ValueError(f"status must be an HTTP status code or None, got {status!r}")
+        if status is not None and action in ("drop_before", "drop_after", "garble"):
+            raise ValueError(f"a {action} fault sends no status of its own; leave status unset")
         if count < 1 or delay < 0:
             raise ValueError("count must be at least 1 and delay must not be negative")
+        if action == "garble" and not body:
+            body = '{"garbled'
         with self._lock:
-            self._faults.append(Fault(operation, status, body, dict(headers or {}), count, delay))
+            self._faults.append(Fault(operation, status, body, dict(headers or {}), count, delay, action))
 
     def clear_faults(self) -> None:
-        """Drop every fault not yet used."""
+        """Drop every scripted fault not yet used (chaos mode stays as it is)."""
         with self._lock:
             self._faults.clear()
 
+    def enable_chaos(
+        self,
+        rate: float = 0.1,
+        seed: int | None = None,
+        operations: Iterable[str] | None = None,
+        kinds: Iterable[str] | None = None,
+        session_rate: float | None = None,
+        session_kinds: Iterable[str] | None = None,
+        max_delay: float = 0.5,
+        slow_start: float = 1.0,
+    ) -> None:
+        """Inject random faults from now on, reproducibly for a given seed.
+
+        Each call of the chosen operations gets, with probability ``rate``, one request fault picked
+        evenly from ``kinds``: ``429`` (with ``Retry-After`` 0 or 1), ``503`` and ``500`` (canned,
+        not processed), ``drop_before``, ``drop_after`` (processed, mutating calls too) or ``delay``
+        (processed, answered up to ``max_delay`` seconds late). Each new session gets, with
+        probability ``session_rate``, one session fault from ``session_kinds``: ``fail_start`` (it
+        ends in ``Error``) or ``slow_start`` (it starts ``slow_start`` x 0.5-1 seconds later). Scripted
+        faults (:meth:`add_fault`, :meth:`fail_next_start`, ...) still come first. Every fault is
+        counted in :attr:`faults_injected`.
+
+        :param rate: probability, 0 to 1, that a call gets a fault.
+        :param seed: seeds the random choices; ``None`` for an unpredictable run.
+        :param operations: the operations to disturb; all by default.
+        :param kinds: the request faults to pick from; :data:`CHAOS_REQUEST_KINDS` by default.
+        :param session_rate: probability that a new session gets a session fault; ``rate`` by default.
+        :param session_kinds: the session faults to pick from; :data:`CHAOS_SESSION_KINDS` by default.
+        :param max_delay: the longest ``delay`` fault, in seconds.
+        :param slow_start: the most extra start-up seconds of a slow session.
+        """
+        operations = frozenset(OPERATIONS if operations is None else operations)
+        kinds = tuple(CHAOS_REQUEST_KINDS if kinds is None else kinds)
+        session_kinds = tuple(CHAOS_SESSION_KINDS if session_kinds is None else session_kinds)
+        session_rate = rate if session_rate is None else session_rate
+        if not (0 <= rate <= 1 and 0 <= session_rate <= 1):
+            raise ValueError("rate and session_rate must be between 0 and 1")
+        if not operations <= OPERATIONS:
+            raise ValueError(f"operations must be among {sorted(OPERATIONS)}, got {sorted(operations)}")
+        if not kinds or not set(kinds) <= set(CHAOS_REQUEST_KINDS):
+            raise ValueError(f"kinds must be a non-empty subset of {list(CHAOS_REQUEST_KINDS)}")
+        if not session_kinds or not set(session_kinds) <= set(CHAOS_SESSION_KINDS):
+            raise ValueError(f"session_kinds must be a non-empty subset of {list(CHAOS_SESSION_KINDS)}")
+        if max_delay < 0 or slow_start < 0:
+            raise ValueError("max_delay and slow_start must not be negative")
+        with self._lock:
+            self._random = random.Random(seed)
+            self._chaos = ChaosSettings(
+                rate, operations, kinds, session_rate, session_kinds, float(max_delay), float(slow_start)
+            )
+
+    def disable_chaos(self) -> None:
+        """Stop injecting random faults (scripted ones are kept)."""
+        with self._lock:
+            self._chaos = None
+
+    @property
+    def chaos(self) -> ChaosSettings | None:
+        """The chaos settings in force, or ``None``."""
+        with self._lock:
+            return self._chaos
+
     def begin_request(self, operation: str) -> Fault | None:
         """Count a call of an operation and return the fault to apply to it, if any.
+
+        A scripted fault comes first; otherwise chaos mode, if enabled, may draw one.
 
         :param operation: the operation's name (see :meth:`add_fault`).
         """
         with self._lock:
             self._counts[operation] += 1
-            for fault in self._faults:
-                if fault.operation == operation:
-                    fault.remaining -= 1
-                    if fault.remaining == 0:
-                        self._faults.remove(fault)
-                    return fault
+            fault = self._scripted_fault(operation) or self._chaos_fault(operation)
+            if fault is not None:
+                self._faults_injected[fault.kind] += 1
+            return fault
+
+    def _scripted_fault(self, operation: str) -> Fault | None:
+        for fault in self._faults:
+            if fault.operation == operation:
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def _chaos_fault(self, operation: str) -> Fault | None:
+        chaos, rng = self._chaos, self._random
+        if chaos is None or operation not in chaos.operations or rng.random() >= chaos.rate:
             return None
+        kind = rng.choice(chaos.kinds)
+        if kind == "429":
+            return Fault(operation, 429, None, {"Retry-After": str(rng.randint(0, 1))}, 1, 0.0)
+        if kind in ("503", "500"):
+            return Fault(operation, int(kind), None, {}, 1, 0.0)
+        if kind == "delay":
+            return Fault(operation, None, None, {}, 1, rng.uniform(0, chaos.max_delay))
+        return Fault(operation, None, None, {}, 1, 0.0, kind)
 
     # ------------------------------------------------------------------------------ introspection
 
@@ -661,6 +881,25 @@ class EmulatorState:
         with self._lock:
             self._counts.clear()
 
+    @property
+    def faults_injected(self) -> Counter[str]:
+        """A copy of the number of faults injected so far, by kind.
+
+        Request faults count under :attr:`Fault.kind` (``429``, ``503``, ``drop_before``,
+        ``drop_after``, ``truncate``, ``garble``, ``delay``, ...), session faults as ``fail_start``,
+        ``slow_start``, ``expire`` and ``external_stop``; scripted and chaos faults alike.
+        """
+        with self._lock:
+            return Counter(self._faults_injected)
+
+    def issued_tokens(self) -> list[str]:
+        """Every access token the STS issued since the start (or the last :meth:`reset`), oldest first.
+
+        For tests that scan logs and results for leaked secrets; never served over HTTP.
+        """
+        with self._lock:
+            return list(self._issued_tokens)
+
     def sessions(self) -> list[SessionRecord]:
         """Return every session ever created, in creation order, with its current status."""
         with self._lock:
@@ -674,10 +913,17 @@ class EmulatorState:
         return [record for record in self.sessions() if record.is_active]
 
     def reset(self) -> None:
-        """Forget sessions, faults, pending failures and counts, and revoke all tokens; keep accounts."""
+        """Forget sessions, faults (chaos too), pending start faults, counts and issued tokens.
+
+        Every token issued so far is revoked; accounts are kept.
+        """
         with self._lock:
             self._sessions.clear()
             self._faults.clear()
+            self._chaos = None
             self._pending_start_failures.clear()
+            self._pending_start_delays.clear()
             self._counts.clear()
+            self._faults_injected.clear()
+            self._issued_tokens.clear()
             self._tokens.rotate_secret()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from airflow_provider_arr.emulator import openapi
 from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
 from airflow_provider_arr.emulator.state import AuthenticationError, EmulatorState, normalize_id
 
@@ -20,8 +23,14 @@ def build_sts_router(state: EmulatorState) -> APIRouter:
     """
     router = APIRouter()
 
-    @router.get("/accounts/{account_id}/token")
-    @router.get("/Accounts/{account_id}/token")
+    doc: dict[str, Any] = {
+        "responses": openapi.responses(200, 401),
+        "openapi_extra": openapi.TOKEN,
+        "tags": ["sts"],
+    }
+
+    @router.get("/accounts/{account_id}/token", **doc)
+    @router.get("/Accounts/{account_id}/token", **doc)
     async def get_token(account_id: str, request: Request) -> Response:
         """Exchange ``Authorization: Bearer {accountId}:{accountKey}`` for an access token."""
 

@@ -11,6 +11,8 @@ import jwt
 
 TOKEN_ISSUER = "arr-emulator"
 ACCOUNT_CLAIM = "accountId"
+#: Valid tokens whose decoded claims are kept (the cache starts over when full).
+_VERIFIED_CACHE_SIZE = 1024
 
 
 class InvalidTokenError(Exception):
@@ -30,10 +32,13 @@ class TokenIssuer:
         self.lifetime = lifetime
         self._wall_clock = wall_clock
         self._secret = secrets.token_bytes(32)
+        # token -> its checked claims; decoding costs more than the rest of a call (see verify).
+        self._verified: dict[str, dict[str, object]] = {}
 
     def rotate_secret(self) -> None:
         """Sign with a fresh secret from now on, so that every token issued so far is rejected."""
         self._secret = secrets.token_bytes(32)
+        self._verified.clear()
 
     def issue(self, account_id: str) -> str:
         """Return a signed token for an account.
@@ -57,22 +62,12 @@ class TokenIssuer:
         :param token: the JWT from the ``Authorization`` header.
         :raises InvalidTokenError: with a reason the client may see.
         """
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=["HS256"],
-                issuer=TOKEN_ISSUER,
-                # Times are checked below against the injectable wall clock instead of time.time().
-                options={
-                    "require": ["exp", "iat", "nbf", "iss", ACCOUNT_CLAIM],
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                },
-            )
-        except jwt.InvalidTokenError as error:
-            raise InvalidTokenError(f"The access token is not valid: {error}") from None
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._decode(token)
+            if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+                self._verified.clear()
+            self._verified[token] = claims
         now = self._wall_clock()
         if not isinstance(claims["exp"], int) or now >= claims["exp"]:
             raise InvalidTokenError("The access token has expired.")
@@ -82,3 +77,26 @@ class TokenIssuer:
         if not isinstance(account_id, str):
             raise InvalidTokenError("The access token names no account.")
         return account_id
+
+    def _decode(self, token: str) -> dict[str, object]:
+        """Check a token's signature and issuer and return its claims (the same for the same token).
+
+        PyJWT's decode takes longer than the rest of a session call together, so :meth:`verify`
+        keeps its result per token (until the secret rotates); the times are checked on every call.
+        """
+        try:
+            return jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                issuer=TOKEN_ISSUER,
+                # Times are checked by verify, against the injectable wall clock, not time.time().
+                options={
+                    "require": ["exp", "iat", "nbf", "iss", ACCOUNT_CLAIM],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
+            )
+        except jwt.InvalidTokenError as error:
+            raise InvalidTokenError(f"The access token is not valid: {error}") from None

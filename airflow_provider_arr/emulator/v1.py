@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from airflow_provider_arr.emulator import openapi
 from airflow_provider_arr.emulator.inbound import BadRequestError, check_access, read_json_object
 from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
 from airflow_provider_arr.emulator.state import (
@@ -36,7 +37,7 @@ SESSIONS = "/v1/accounts/{account_id}/sessions"
 __all__ = ["SESSIONS", "BadRequestError", "build_v1_router", "error_response", "session_properties"]
 
 
-def error_response(status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(status_code: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """Return a v1 error answer, ``{"error": "<message>"}``.
 
     :param status_code: the HTTP status.
@@ -70,8 +71,10 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
     """
     router = APIRouter()
 
-    @router.post(SESSIONS + "/create")
-    @router.post(SESSIONS + "/create/")
+    create_doc = docs(202, 400, 401, 403, extra=openapi.V1_CREATE)
+
+    @router.post(SESSIONS + "/create", **create_doc)
+    @router.post(SESSIONS + "/create/", **create_doc)
     async def create_session(account_id: str, request: Request) -> Response:
         """Create a session: 202 with its id and a ``Location`` header."""
 
@@ -86,8 +89,10 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
 
         return await _serve(state, "create", request, account_id, action)
 
-    @router.patch(SESSIONS + "/{session_id}")
-    @router.patch(SESSIONS + "/{session_id}/")
+    update_doc = docs(200, 400, 401, 403, 404, extra=openapi.V1_UPDATE)
+
+    @router.patch(SESSIONS + "/{session_id}", **update_doc)
+    @router.patch(SESSIONS + "/{session_id}/", **update_doc)
     async def update_session(account_id: str, session_id: str, request: Request) -> Response:
         """Set a new total lease: 200 with an empty body."""
 
@@ -98,8 +103,10 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
 
         return await _serve(state, "update", request, account_id, action)
 
-    @router.get(SESSIONS)
-    @router.get(SESSIONS + "/")
+    list_doc = docs(200, 401, 403)
+
+    @router.get(SESSIONS, **list_doc)
+    @router.get(SESSIONS + "/", **list_doc)
     async def list_sessions(account_id: str, request: Request) -> Response:
         """List the account's active sessions."""
 
@@ -109,8 +116,10 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
 
         return await _serve(state, "list", request, account_id, action)
 
-    @router.get(SESSIONS + "/{session_id}/properties")
-    @router.get(SESSIONS + "/{session_id}/properties/")
+    properties_doc = docs(200, 401, 403, 404)
+
+    @router.get(SESSIONS + "/{session_id}/properties", **properties_doc)
+    @router.get(SESSIONS + "/{session_id}/properties/", **properties_doc)
     async def get_properties(account_id: str, session_id: str, request: Request) -> Response:
         """Return one session's properties, also after it ended."""
 
@@ -120,8 +129,10 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
 
         return await _serve(state, "properties", request, account_id, action)
 
-    @router.delete(SESSIONS + "/{session_id}")
-    @router.delete(SESSIONS + "/{session_id}/")
+    stop_doc = docs(204, 401, 403, 404)
+
+    @router.delete(SESSIONS + "/{session_id}", **stop_doc)
+    @router.delete(SESSIONS + "/{session_id}/", **stop_doc)
     async def stop_session(account_id: str, session_id: str, request: Request) -> Response:
         """Stop a session: 204, also when it had already ended."""
 
@@ -132,6 +143,20 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
         return await _serve(state, "stop", request, account_id, action)
 
     return router
+
+
+def docs(*statuses: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The OpenAPI documentation arguments of a v1 route (no effect on what it answers).
+
+    :param statuses: the statuses it answers, success first.
+    :param extra: what it takes besides the token (its body).
+    """
+    return {
+        "status_code": statuses[0],
+        "responses": openapi.responses(*statuses),
+        "openapi_extra": openapi.merge(openapi.SESSION_TOKEN, extra or {}),
+        "tags": ["v1"],
+    }
 
 
 async def _serve(
@@ -152,7 +177,7 @@ async def _serve(
         except EmulatorError as error:
             return _error_answer(error)
 
-    return await serve_with_faults(state, operation, answer)
+    return await serve_with_faults(state, operation, answer, error_response)
 
 
 def _error_answer(error: EmulatorError) -> Response:

@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from airflow_provider_arr.emulator import openapi
 from airflow_provider_arr.emulator.inbound import BadRequestError, check_access, read_json_object
 from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
 from airflow_provider_arr.emulator.state import (
@@ -183,7 +184,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
     """
     router = APIRouter()
 
-    @router.put(SESSION)
+    @router.put(SESSION, **docs(201, 200, 400, 401, 403, 409, extra=openapi.V2021_CREATE))
     async def create_session(account_id: str, session_id: str, request: Request) -> Response:
         """Create a session under the client's id: 201, or 200 for a retry with the same settings."""
 
@@ -202,7 +203,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
 
         return await _serve(state, "create", request, account_id, action)
 
-    @router.get(SESSION)
+    @router.get(SESSION, **docs(200, 400, 401, 403, 404))
     async def get_session(account_id: str, session_id: str, request: Request) -> Response:
         """Return one session, also after it ended."""
 
@@ -211,7 +212,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
 
         return await _serve(state, "properties", request, account_id, action)
 
-    @router.patch(SESSION)
+    @router.patch(SESSION, **docs(200, 400, 401, 403, 404, 422, extra=openapi.V2021_UPDATE))
     async def update_session(account_id: str, session_id: str, request: Request) -> Response:
         """Extend a session's lease: 200 with the session, 422 if the lease is not larger."""
 
@@ -222,7 +223,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
 
         return await _serve(state, "update", request, account_id, action)
 
-    @router.post(SESSION + "/:stop")
+    @router.post(SESSION + "/:stop", **docs(204, 400, 401, 403, 404))
     async def stop_session(account_id: str, session_id: str, request: Request) -> Response:
         """Stop a session: 204, also when it had already ended."""
 
@@ -232,7 +233,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
 
         return await _serve(state, "stop", request, account_id, action)
 
-    @router.get(SESSIONS)
+    @router.get(SESSIONS, **docs(200, 400, 401, 403, extra=openapi.CONTINUATION))
     async def list_sessions(account_id: str, request: Request) -> Response:
         """List the account's Starting and Ready sessions, ``page_size`` at a time."""
 
@@ -256,6 +257,20 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
     return router
 
 
+def docs(*statuses: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The OpenAPI documentation arguments of a 2021-01-01 route (no effect on what it answers).
+
+    :param statuses: the statuses it answers, success first.
+    :param extra: what it takes besides the token and the api-version (its body, the list's token).
+    """
+    return {
+        "status_code": statuses[0],
+        "responses": openapi.responses(*statuses),
+        "openapi_extra": openapi.merge(openapi.SESSION_TOKEN, openapi.API_VERSION, extra or {}),
+        "tags": ["2021-01-01"],
+    }
+
+
 async def _serve(
     state: EmulatorState,
     operation: str,
@@ -275,7 +290,8 @@ async def _serve(
         except EmulatorError as error:
             return _error_answer(error)
 
-    return add_dialect_headers(await serve_with_faults(state, operation, answer), request.method)
+    response = await serve_with_faults(state, operation, answer, error_response)
+    return add_dialect_headers(response, request.method)
 
 
 def _check_api_version(request: Request) -> None:

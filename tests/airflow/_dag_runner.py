@@ -6,7 +6,10 @@ run of the module: it reads one JSON request per line on stdin and prints ``RESU
 The emulator keeps running in the pytest process, which checks what each run did to the sessions.
 
 Requests: ``{"command": "import-check"}`` or
-``{"command": "run", "dag_id": ..., "conf": {...}, "deferrable": bool, "output_dir": path}``.
+``{"command": "run", "dag_id": ..., "conf": {...}, "deferrable": bool, "output_dir": path}``, with
+optional ``"env": {...}`` (set before the run), ``"task_overrides": {task_id: {attribute: value}}``
+(set on the tasks after the deferrable switch, e.g. a sensor's ``timeout``) and ``"inspect": true``
+(the result then also holds every XCom and rendered template field of the run, as JSON text).
 """
 
 from __future__ import annotations
@@ -37,7 +40,13 @@ def import_check() -> dict[str, Any]:
 
 
 def run(
-    dag_id: str, run_conf: dict[str, Any], deferrable: bool, output_dir: str, env: dict[str, str]
+    dag_id: str,
+    run_conf: dict[str, Any],
+    deferrable: bool,
+    output_dir: str,
+    env: dict[str, str],
+    task_overrides: dict[str, dict[str, Any]] | None = None,
+    inspect_run: bool = False,
 ) -> dict[str, Any]:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import BaseOperator
@@ -62,14 +71,44 @@ def run(
                     task.deferrable = deferrable
             elif "deferrable" in inspect.signature(task.operator_class.__init__).parameters:
                 task.partial_kwargs["deferrable"] = deferrable
+        for task_id, attributes in (task_overrides or {}).items():
+            for name, value in attributes.items():
+                setattr(dag.get_task(task_id), name, value)
         dag_run = dag.test(run_conf=run_conf)
     finally:
         RemoteRenderingSessionTrigger.run = original_run  # type: ignore[method-assign]
-    return {
+    result = {
         "state": str(dag_run.state),
         "tasks": [[ti.task_id, ti.map_index, str(ti.state)] for ti in dag_run.get_task_instances()],
         "trigger_runs": trigger_runs,
     }
+    if inspect_run:
+        result |= stored_results(dag_run.dag_id, dag_run.run_id)
+    return result
+
+
+def stored_results(dag_id: str, run_id: str) -> dict[str, Any]:
+    """Every XCom and every rendered template field the run left in the database, as JSON text."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        xcoms = session.scalars(
+            select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id)
+        ).all()
+        rendered = session.scalars(
+            select(RenderedTaskInstanceFields).where(
+                RenderedTaskInstanceFields.dag_id == dag_id, RenderedTaskInstanceFields.run_id == run_id
+            )
+        ).all()
+        return {
+            "xcoms": [[x.task_id, x.map_index, x.key, json.dumps(x.value, default=str)] for x in xcoms],
+            "rendered_fields": [
+                [r.task_id, r.map_index, json.dumps(r.rendered_fields, default=str)] for r in rendered
+            ],
+        }
 
 
 def main() -> None:
@@ -89,6 +128,8 @@ def main() -> None:
                     request["deferrable"],
                     request["output_dir"],
                     request.get("env", {}),
+                    request.get("task_overrides"),
+                    request.get("inspect", False),
                 )
         except Exception as error:
             result = {"exception": f"{type(error).__name__}: {error}"}
