@@ -36,7 +36,11 @@ _TIMESPAN = re.compile(
 
 
 class ArrInputError(ValueError):
-    """A value given to the provider is not valid; the message names the field and what is wrong."""
+    """A value given to the provider is not valid; the message names the field and what is wrong.
+
+    :param field: the argument or connection field that is wrong, e.g. ``max_lease_time``.
+    :param problem: what is wrong with it and what would be right.
+    """
 
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
@@ -45,7 +49,11 @@ class ArrInputError(ValueError):
 
 
 class ArrResponseError(ValueError):
-    """The service answered with a body that does not have the shape of the contract."""
+    """The service answered with a body that does not have the shape of the contract.
+
+    :param field: the JSON field that is missing or malformed.
+    :param problem: what is wrong with it.
+    """
 
     def __init__(self, field: str, problem: str) -> None:
         self.field = field

@@ -1,9 +1,9 @@
 """The hook for the Azure Remote Rendering session-management REST API.
 
 It is the only code that speaks HTTP to the service. The sync path uses one pooled
-``requests.Session``, the async path (for the trigger) one ``httpx.AsyncClient``; both share the
-connection settings, the process-wide token cache, one retry policy (tenacity) and one error mapping,
-so the two paths differ only in the transport call itself.
+``requests.Session`` per hook, the async path (for the trigger) one ``httpx.AsyncClient`` per event
+loop, shared by every hook on it; both share the connection settings, the process-wide token cache,
+one retry policy (tenacity) and one error mapping, so the two paths differ only in the transport call.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import base64
 import binascii
 import ipaddress
 import json
+import math
 import random
 import threading
 import time
@@ -25,7 +26,6 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
 import tenacity
 from airflow.sdk import BaseHook
 
@@ -50,7 +50,7 @@ from airflow_provider_arr.models import (
 )
 
 if TYPE_CHECKING:
-    import httpx
+    import requests  # imported where used: it would add ~40 ms to every DAG file that imports us
 
 DEFAULT_STS_URL = "https://sts.mixedreality.azure.com"
 REGION_URL = "https://remoterendering.{region}.mixedreality.azure.com"
@@ -79,7 +79,13 @@ class ConnectionSettings:
     :param sts_url: the token service's base URL.
     :param account_id: the ARR account id (a GUID).
     :param account_key: the account key (secret).
-    :param api_version: the API dialect, ``v1``.
+    :param api_version: the API dialect, ``v1`` or ``2021-01-01``.
+    :param connect_timeout: seconds to wait for a TCP connection.
+    :param read_timeout: seconds to wait for an answer.
+    :param retry_limit: attempts per call.
+    :param retry_max_time: seconds one call may spend retrying.
+    :param retry_min_wait: the shortest wait between two attempts, in seconds.
+    :param retry_max_wait: the longest wait between two attempts, in seconds.
     """
 
     base_url: str
@@ -151,8 +157,10 @@ class ConnectionSettings:
             value = extra.get(name, default)
             try:
                 number = kind(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ArrInputError(where(f"extra {name!r}"), f"must be a number, got {value!r}") from None
+            if not math.isfinite(number):
+                raise ArrInputError(where(f"extra {name!r}"), f"must be a finite number, got {value!r}")
             if number <= 0 and name != "retry_min_wait":
                 raise ArrInputError(where(f"extra {name!r}"), f"must be greater than zero, got {value!r}")
             numbers[name] = number
@@ -166,9 +174,31 @@ class ConnectionSettings:
         )
 
 
+def _check_raw_extra(conn_id: str, extra: str | None) -> None:
+    """
+    Refuse extras that are not a JSON object.
+
+    Airflow reads unparsable extras as ``{}``, which would silently send the key to the default STS.
+    """
+    if not extra or not extra.strip():
+        return
+    try:
+        parsed = json.loads(extra)
+    except ValueError:
+        raise ArrInputError(f"connection {conn_id!r} extra", "is not valid JSON") from None
+    if not isinstance(parsed, dict):
+        raise ArrInputError(
+            f"connection {conn_id!r} extra", f"must be a JSON object, got {type(parsed).__name__}"
+        )
+
+
 def _checked_url(url: str, where: str) -> str:
     """Refuse URLs without a scheme, and plain http to anything but loopback (it would expose secrets)."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError as error:
+        raise ArrInputError(where, f"is not a valid URL ({error}): {url!r}") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ArrInputError(where, f"must be a full http(s) URL like https://host, got {url!r}")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
@@ -267,6 +297,81 @@ def _jwt_expiry(token: str) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------------
+# The async transport: one pooled client per event loop, shared by every hook on that loop.
+# --------------------------------------------------------------------------------------------------
+
+#: Requests in flight at once on one event loop's shared client (all hosts together); more wait in turn.
+ASYNC_MAX_CONNECTIONS = 50
+#: Idle connections the shared client keeps open.
+ASYNC_MAX_KEEPALIVE = 20
+
+
+class _SharedAsyncClient:
+    """An ``httpx.AsyncClient`` for one event loop, and the slots that bound the requests in flight.
+
+    httpcore's pool does work proportional to (queued requests x connections) on every request
+    event; letting only as many requests into it as it has connections keeps that cost flat when
+    thousands of triggers poll at once.
+    """
+
+    def __init__(self) -> None:
+        import httpx
+
+        self.client = httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=ASYNC_MAX_CONNECTIONS, max_keepalive_connections=ASYNC_MAX_KEEPALIVE
+            ),
+        )
+        self.slots = asyncio.Semaphore(ASYNC_MAX_CONNECTIONS)
+        self.users = 0
+
+    async def acquire_slot(self, timeout: float) -> None:
+        """Wait for a free slot, at most ``timeout`` seconds (httpx's pool timeout), then take it."""
+        if not self.slots.locked():
+            await self.slots.acquire()
+            return
+        import httpx
+
+        try:
+            async with asyncio.timeout(timeout):
+                await self.slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout(f"no free connection within {timeout:g} s") from None
+
+
+class _AsyncClients:
+    """One :class:`_SharedAsyncClient` per event loop, shared by the hooks on it, closed with its last user.
+
+    A client costs an SSL context (about 1 MB and tens of milliseconds of CPU), and a triggerer may
+    run thousands of triggers on one loop: sharing one client keeps that cost, and the number of open
+    connections, independent of the number of waits. Timeouts are set per request.
+    """
+
+    def __init__(self) -> None:
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SharedAsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def acquire(self, loop: asyncio.AbstractEventLoop) -> _SharedAsyncClient:
+        shared = self._clients.get(loop)
+        if shared is None:
+            shared = self._clients[loop] = _SharedAsyncClient()
+        shared.users += 1
+        return shared
+
+    async def release(self, loop: asyncio.AbstractEventLoop, shared: _SharedAsyncClient) -> None:
+        shared.users -= 1
+        if shared.users <= 0:
+            if self._clients.get(loop) is shared:
+                del self._clients[loop]
+            await shared.client.aclose()
+
+
+_async_clients = _AsyncClients()
+
+
+# --------------------------------------------------------------------------------------------------
 # One request, one answer, and the policy that maps answers and transport errors to outcomes.
 # --------------------------------------------------------------------------------------------------
 
@@ -280,6 +385,8 @@ class _Request:
     ok: frozenset[int] = frozenset({200})
     #: False where a blind retry could start a second billed session (create).
     retry_safe: bool = True
+    #: The session id the client chose (a 2021-01-01 create).
+    session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -327,25 +434,19 @@ _SESSION_MAY_EXIST = (
 _ADOPTION_LISTINGS = 3
 
 
-def _nothing_appeared(error: RemoteRenderingError) -> RemoteRenderingSessionMayExistError:
-    return RemoteRenderingSessionMayExistError(
-        error.operation,
-        http_status=error.http_status,
-        service_message=error.service_message,
-        ms_cv=error.ms_cv,
-        hint=f"No new session appeared in the account after {_ADOPTION_LISTINGS} listings, so the service "
+def _nothing_appeared(error: RemoteRenderingError) -> RemoteRenderingError:
+    return error.with_hint(
+        f"No new session appeared in the account after {_ADOPTION_LISTINGS} listings, so the service "
         "most likely did not start one and a retry is safe; if one appears later, it is not this task's: "
         "stop it.",
+        RemoteRenderingSessionMayExistError,
     )
 
 
 def _cannot_check(error: RemoteRenderingError, list_error: RemoteRenderingError) -> RemoteRenderingError:
-    return RemoteRenderingSessionMayExistError(
-        error.operation,
-        http_status=error.http_status,
-        service_message=error.service_message,
-        ms_cv=error.ms_cv,
-        hint=f"{_SESSION_MAY_EXIST} Listing the sessions to find it failed too: {list_error}",
+    return error.with_hint(
+        f"{_SESSION_MAY_EXIST} Listing the sessions to find it failed too: {list_error}",
+        RemoteRenderingSessionMayExistError,
     )
 
 
@@ -422,6 +523,8 @@ def _check(request: _Request, response: _Response) -> _Response:
 
 def _sent_nothing(error: BaseException) -> bool:
     """Whether a transport error happened before the request could reach the service."""
+    import requests
+
     try:
         import httpx
     except ImportError:  # pragma: no cover - httpx comes with Airflow 3
@@ -459,13 +562,7 @@ def _give_up(retry_state: tenacity.RetryCallState) -> Any:
     )
     # A give-up is final: the public type, so an outer retry loop (a token fetch inside a call) stops too.
     final_type = RemoteRenderingError if type(error) is _TransientError else type(error)
-    raise final_type(
-        error.operation,
-        http_status=error.http_status,
-        service_message=error.service_message,
-        ms_cv=error.ms_cv,
-        hint=hint,
-    ) from error
+    raise error.with_hint(hint, final_type) from error
 
 
 class RemoteRenderingHook(BaseHook):
@@ -488,7 +585,8 @@ class RemoteRenderingHook(BaseHook):
         self.arr_conn_id = arr_conn_id
         self._settings: ConnectionSettings | None = None
         self._http: requests.Session | None = None
-        self._async_http: httpx.AsyncClient | None = None
+        self._async_http: _SharedAsyncClient | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
 
     # ---------------------------------------------------------------- connection and token
 
@@ -499,6 +597,7 @@ class RemoteRenderingHook(BaseHook):
             conn = self.get_connection(self.arr_conn_id)
             if conn.password:
                 _mask(conn.password)
+            _check_raw_extra(self.arr_conn_id, conn.extra)
             self._settings = self._load_settings(conn.host, conn.login, conn.password, conn.extra_dejson)
         return self._settings
 
@@ -511,6 +610,7 @@ class RemoteRenderingHook(BaseHook):
             )
 
             conn = await get_async_connection(self.arr_conn_id, self)
+            _check_raw_extra(self.arr_conn_id, conn.extra)
             extra = await get_async_extra_dejson(conn)
             if conn.password:
                 await _amask(conn.password)
@@ -589,8 +689,9 @@ class RemoteRenderingHook(BaseHook):
         """
         settings = self.settings
         request = self._create_request(settings, max_lease_time, size, models, session_id)
-        if request.retry_safe:
-            return self._created_session_id(settings, self._call(request, self._send_sync))
+        if request.retry_safe:  # 2021-01-01: the client named the session
+            response = self._call(request, self._send_sync)
+            return request.session_id or self._created_session_id(settings, response)
         before = {session.session_id for session in self.list_sessions()}
         try:
             return self._created_session_id(settings, self._call(request, self._send_sync))
@@ -612,8 +713,9 @@ class RemoteRenderingHook(BaseHook):
         """Async :meth:`create_session`."""
         settings = await self.asettings()
         request = self._create_request(settings, max_lease_time, size, models, session_id)
-        if request.retry_safe:
-            return self._created_session_id(settings, await self._acall(request, self._send_async))
+        if request.retry_safe:  # 2021-01-01: the client named the session
+            response = await self._acall(request, self._send_async)
+            return request.session_id or self._created_session_id(settings, response)
         before = {session.session_id for session in await self.alist_sessions()}
         try:
             return self._created_session_id(settings, await self._acall(request, self._send_async))
@@ -674,12 +776,22 @@ class RemoteRenderingHook(BaseHook):
         :param session_id: the session's id.
         :param max_lease_time: the new total lease.
         """
-        self._call(self._update_request(self.settings, session_id, max_lease_time), self._send_sync)
+        try:
+            self._call(self._update_request(self.settings, session_id, max_lease_time), self._send_sync)
+        except RemoteRenderingError as error:
+            if error.http_status not in (400, 422):
+                raise
+            self._already_extended(error, self.get_session(session_id), max_lease_time)
 
     async def aupdate_session(self, session_id: str, max_lease_time: timedelta | str) -> None:
         """Async :meth:`update_session`."""
         request = self._update_request(await self.asettings(), session_id, max_lease_time)
-        await self._acall(request, self._send_async)
+        try:
+            await self._acall(request, self._send_async)
+        except RemoteRenderingError as error:
+            if error.http_status not in (400, 422):
+                raise
+            self._already_extended(error, await self.aget_session(session_id), max_lease_time)
 
     def stop_session(self, session_id: str) -> None:
         """
@@ -737,7 +849,7 @@ class RemoteRenderingHook(BaseHook):
         body = {"maxLeaseTimeMinutes": lease_minutes(lease), "size": size.capitalize()}
         # A PUT of the same id is idempotent (200 for an identical retry), so create may be retried.
         url = self._session_url(settings, session_id)
-        return _Request("create_session", "PUT", url, body, ok=frozenset({200, 201}))
+        return _Request("create_session", "PUT", url, body, ok=frozenset({200, 201}), session_id=session_id)
 
     def _get_request(self, settings: ConnectionSettings, session_id: str) -> _Request:
         suffix = "/properties" if settings.api_version == API_V1 else ""
@@ -802,14 +914,11 @@ class RemoteRenderingHook(BaseHook):
             return None
         if len(new) > 1:
             ids = ", ".join(session.session_id for session in new)
-            raise RemoteRenderingSessionMayExistError(
-                error.operation,
-                http_status=error.http_status,
-                service_message=error.service_message,
-                ms_cv=error.ms_cv,
-                hint=f"Its answer was lost and {len(new)} matching sessions appeared meanwhile ({ids}): "
+            raise error.with_hint(
+                f"Its answer was lost and {len(new)} matching sessions appeared meanwhile ({ids}): "
                 "another client is creating sessions in this account, so which one is this task's cannot be "
                 "told. Stop the ones nobody uses; they are billed.",
+                RemoteRenderingSessionMayExistError,
             )
         self.log.warning(
             "The create's answer was lost (%s); adopted session %s, the one new session in the account",
@@ -817,6 +926,22 @@ class RemoteRenderingHook(BaseHook):
             new[0].session_id,
         )
         return new[0].session_id
+
+    def _already_extended(
+        self, error: RemoteRenderingError, current: SessionProperties, max_lease_time: Any
+    ) -> None:
+        """
+        Accept a refused update if the session already has the lease asked for, else re-raise.
+
+        An attempt whose answer was lost may have set it; the retry is then refused as "not longer".
+        """
+        if current.max_lease_time != validate_lease(max_lease_time):
+            raise error
+        self.log.info(
+            "Session %s already has the lease %s (an earlier attempt set it; its answer was lost)",
+            current.session_id,
+            format_timespan(current.max_lease_time),
+        )
 
     # ---------------------------------------------------------------- answers (shared)
 
@@ -955,6 +1080,8 @@ class RemoteRenderingHook(BaseHook):
         )
 
     def _send_sync(self, request: _Request, token: str | None) -> _Response:
+        import requests
+
         settings = self.settings
         if self._http is None:
             self._http = requests.Session()
@@ -979,16 +1106,23 @@ class RemoteRenderingHook(BaseHook):
         import httpx
 
         settings = await self.asettings()
-        if self._async_http is None:
-            self._async_http = httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-                follow_redirects=False,
-            )
+        loop = asyncio.get_running_loop()
+        if self._async_http is None or self._async_loop is not loop:
+            self._async_http, self._async_loop = _async_clients.acquire(loop), loop
+        shared = self._async_http
         started = time.perf_counter()
         try:
-            answer = await self._async_http.request(
-                request.method, request.url, json=request.body, headers=self._headers(request, token)
-            )
+            await shared.acquire_slot(settings.read_timeout)
+            try:
+                answer = await shared.client.request(
+                    request.method,
+                    request.url,
+                    json=request.body,
+                    headers=self._headers(request, token),
+                    timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+                )
+            finally:
+                shared.slots.release()
         except httpx.HTTPError as error:
             self._log_call(request, type(error).__name__, None, started)
             raise _transport_error(request, error) from None
@@ -1005,10 +1139,11 @@ class RemoteRenderingHook(BaseHook):
             self._http = None
 
     async def aclose(self) -> None:
-        """Close the async HTTP client (and the sync session, if one was opened)."""
-        if self._async_http is not None:
-            await self._async_http.aclose()
-            self._async_http = None
+        """Release the shared async HTTP client (closed with its last user) and close the sync session."""
+        if self._async_http is not None and self._async_loop is not None:
+            shared, loop = self._async_http, self._async_loop
+            self._async_http = self._async_loop = None
+            await _async_clients.release(loop, shared)
         self.close()
 
     def __enter__(self) -> RemoteRenderingHook:

@@ -27,15 +27,11 @@ from airflow_provider_arr.models import (
     SessionProperties,
     SessionStatus,
     format_timespan,
+    lease_minutes,
     validate_lease,
     validate_models,
     validate_session_id,
     validate_size,
-)
-from airflow_provider_arr.triggers.remote_rendering import (
-    RemoteRenderingSessionTrigger,
-    failure_message,
-    validate_event,
 )
 
 if TYPE_CHECKING:
@@ -190,19 +186,24 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
         self._killed: threading.Event | None = None
 
     def execute(self, context: Context) -> str:
-        try:
+        try:  # everything that can be checked is checked before any HTTP; no retry fixes bad input
             lease = validate_lease(self.max_lease_time)
             size = validate_size(self.size)
             models = validate_models(self.models)
+            api_version = self.hook.settings.api_version
+            if api_version == API_2021:
+                lease_minutes(lease)
+                if models:
+                    raise ArrInputError(
+                        "models", "the 2021-01-01 API does not preload models; leave it empty"
+                    )
+            elif self.session_id is not None:
+                raise ArrInputError("session_id", "the v1 API chooses session ids itself; leave it unset")
         except ArrInputError as error:
             raise AirflowFailException(str(error)) from None
-        if self.hook.settings.api_version == API_2021:
+        if api_version == API_2021:
             session_id = self._create_or_reconnect(context, lease, size, models)
         else:
-            if self.session_id is not None:
-                raise AirflowFailException(
-                    "session_id: the v1 API chooses session ids itself; leave it unset"
-                )
             session_id = self.hook.create_session(lease, size, models)
             self.log.info(
                 "Created %s session %s with a lease of %s", size, session_id, format_timespan(lease)
@@ -211,6 +212,8 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
         if not self.wait_for_ready:
             return session_id
         if self.deferrable:
+            from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger
+
             trigger = RemoteRenderingSessionTrigger(
                 session_id=session_id,
                 arr_conn_id=self.arr_conn_id,
@@ -283,6 +286,8 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
             if properties.status == SessionStatus.READY:
                 return properties
             if properties.status != SessionStatus.STARTING:
+                from airflow_provider_arr.triggers.remote_rendering import failure_message
+
                 raise AirflowException(failure_message(properties))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -294,6 +299,8 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the session id if Ready, else stop the session and fail."""
+        from airflow_provider_arr.triggers.remote_rendering import validate_event
+
         try:
             event = validate_event(event)
         except AirflowException as error:

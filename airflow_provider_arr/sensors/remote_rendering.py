@@ -12,11 +12,6 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from airflow_provider_arr.exceptions import RemoteRenderingSessionNotFoundError
 from airflow_provider_arr.models import ArrInputError, SessionStatus, format_timespan, validate_session_id
-from airflow_provider_arr.triggers.remote_rendering import (
-    RemoteRenderingSessionTrigger,
-    failure_message,
-    validate_event,
-)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -70,6 +65,8 @@ class RemoteRenderingSessionReadySensor(BaseSensorOperator):
         ready = self.poke(context)
         if isinstance(ready, PokeReturnValue):
             return ready.xcom_value
+        from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger
+
         trigger = RemoteRenderingSessionTrigger(
             session_id=self._session_id(),
             arr_conn_id=self.arr_conn_id,
@@ -101,11 +98,15 @@ class RemoteRenderingSessionReadySensor(BaseSensorOperator):
             self.log.info("Session %s is Ready at %s", session_id, properties.hostname)
             return PokeReturnValue(is_done=True, xcom_value=properties.to_dict())
         if properties.status != SessionStatus.STARTING:
+            from airflow_provider_arr.triggers.remote_rendering import failure_message
+
             raise AirflowFailException(failure_message(properties))
         return False
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: return the session's properties if Ready, else fail."""
+        from airflow_provider_arr.triggers.remote_rendering import validate_event
+
         event = validate_event(event)
         status = event["status"]
         if status == "success":

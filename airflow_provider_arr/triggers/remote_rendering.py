@@ -1,8 +1,9 @@
 """The trigger that waits, in the triggerer, for a rendering session to become Ready.
 
-It polls the session through the hook's async methods (one HTTP client per trigger run, the hook's
-shared retry policy and token cache), and yields exactly one event. The deadline is absolute
-wall-clock time, so a triggerer restart or a hand-over to another triggerer does not reset it.
+It polls the session through the hook's async methods (one HTTP client shared by every trigger on
+the event loop, the hook's retry policy and process-wide token cache), and yields exactly one event.
+The deadline is absolute wall-clock time, so a triggerer restart or a hand-over to another triggerer
+does not reset it.
 """
 
 from __future__ import annotations

@@ -65,12 +65,6 @@ def sensor(session_id: Any = GUID, conn_id: str = V1) -> RemoteRenderingSessionR
     return RemoteRenderingSessionReadySensor(task_id="wait", arr_conn_id=conn_id, session_id=session_id)
 
 
-CHECKED_AFTER_A_GET = pytest.mark.xfail(
-    strict=True,
-    reason="on 2021-01-01 the create operator reads the session (token + GET) before the hook refuses what "
-    "that dialect does not take (models, a lease that is not whole minutes); fix: in execute(), when the "
-    "dialect is 2021-01-01, call lease_minutes(lease) and refuse models before _create_or_reconnect",
-)
 LEASES = ["4h", "-1:00:00", "0:61:00", "", "  ", "25:00:00", "1.00:00:01", timedelta(hours=-1), None, 4, []]
 SIZES = ["large", "", None, 3, ["standard"]]
 SESSION_IDS_V1 = ["../token", "", "not-a-guid", None, 123, GUID + "/../x", GUID.upper() + " x"]
@@ -94,13 +88,11 @@ OPERATOR_CASES: list[Any] = [
         lambda: create(V2021, models=["https://x/a.arrAsset"]),
         "models",
         id="create-2021-models",
-        marks=CHECKED_AFTER_A_GET,
     ),
     pytest.param(
         lambda: create(V2021, max_lease_time="0:15:30"),
         "max_lease_time",
         id="create-2021-part-minute",
-        marks=CHECKED_AFTER_A_GET,
     ),
     *[pytest.param(lambda v=v: extend(v), "session_id", id=f"extend-id-{v!r}"[:60]) for v in SESSION_IDS_V1],
     *[
@@ -145,13 +137,6 @@ def test_extend_needs_exactly_one_lease_form(kwargs):
 
 # ----------------------------------------------------------------------------------- connections
 
-NOT_FIELDS = pytest.mark.xfail(
-    strict=True,
-    reason="bug in ConnectionSettings.from_connection: the value passes validation and fails later, deep "
-    "inside (ValueError/OverflowError naming no field, after a request was attempted); fix: refuse "
-    "non-finite numbers (math.isfinite) and catch ValueError from urlsplit()/port in _checked_url",
-)
-
 
 def conn(emu, **changes: Any) -> dict[str, Any]:
     connection = emu.connection()
@@ -168,7 +153,7 @@ CONNECTION_CASES: list[Any] = [
     pytest.param({"host": "ftp://127.0.0.1"}, "host", id="host-ftp"),
     pytest.param({"host": "::garbage::"}, "host", id="host-garbage"),
     pytest.param({"host": "https://"}, "host", id="host-no-hostname"),
-    pytest.param({"host": "https://[::1"}, "host", id="host-broken-ipv6", marks=NOT_FIELDS),
+    pytest.param({"host": "https://[::1"}, "host", id="host-broken-ipv6"),
     pytest.param({"host": ""}, "host", id="host-empty-no-region"),
     pytest.param({"host": "", "extra": {"region": "west us 2"}}, "extra 'region'", id="region-spaces"),
     pytest.param({"host": "", "extra": {"region": 5}}, "extra 'region'", id="region-int"),
@@ -183,12 +168,6 @@ CONNECTION_CASES: list[Any] = [
         {"extra": "{not json"},
         "extra",
         id="extra-not-json",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="bug: Airflow's extra_dejson logs an error and returns {} for extras that are not JSON; "
-            "the hook then uses the default sts_url (the real Azure STS) and sends the account key there. "
-            "Fix: in settings, refuse a non-empty conn.extra that does not parse as a JSON object",
-        ),
     ),
     pytest.param({"extra": {"api_version": "v2"}}, "extra 'api_version'", id="api-version-unknown"),
     pytest.param({"extra": {"api_version": ["v1"]}}, "extra 'api_version'", id="api-version-list"),
@@ -198,12 +177,8 @@ CONNECTION_CASES: list[Any] = [
     pytest.param(
         {"extra": {"connect_timeout": -1}}, "extra 'connect_timeout'", id="connect-timeout-negative"
     ),
-    pytest.param(
-        {"extra": {"connect_timeout": "nan"}}, "extra 'connect_timeout'", id="timeout-nan", marks=NOT_FIELDS
-    ),
-    pytest.param(
-        {"extra": {"read_timeout": "inf"}}, "extra 'read_timeout'", id="timeout-inf", marks=NOT_FIELDS
-    ),
+    pytest.param({"extra": {"connect_timeout": "nan"}}, "extra 'connect_timeout'", id="timeout-nan"),
+    pytest.param({"extra": {"read_timeout": "inf"}}, "extra 'read_timeout'", id="timeout-inf"),
 ]
 
 
@@ -222,12 +197,6 @@ def test_bad_connection_names_the_field_and_sends_nothing(emu, no_http, monkeypa
     assert no_http == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a connection error is raised as ArrInputError (a ValueError), so Airflow retries the task "
-    "though no retry can help; fix: in the operators and the sensor, turn an ArrInputError from "
-    "self.hook.settings into AirflowFailException (as _checked_session_id does for ids)",
-)
 def test_a_bad_connection_fails_the_task_without_retries(emu, no_http, monkeypatch):
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{BAD_CONN.upper()}", json.dumps(conn(emu, host="no-scheme.example.com"))

@@ -8,8 +8,8 @@ For each (call, fault) the emulator injects one fault into the call's operation,
   the id itself, or created it before);
 - no duplicate: a create call started at most one session, any other call none.
 
-Two behaviours are known bugs, marked ``xfail(strict=True)`` with the fix in the reason: a retried
-update whose first attempt was processed, and a 2021-01-01 create whose answer was garbled.
+A retried update whose first attempt was processed succeeds (the hook reads the session and finds
+the lease already set), and a 2021-01-01 create whose answer was garbled returns the id it sent.
 """
 
 from __future__ import annotations
@@ -87,37 +87,9 @@ EXPECTED_FAILURES = {
     ("list-2021", "garble"): r"list_sessions failed: HTTP 200; service message: answer is not JSON",
 }
 
-UPDATE_RETRY_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug in the hook: update is retried after its first attempt was processed but its answer lost "
-    "(reset, cut short, too late); the retry asks for the lease the session already has, the service "
-    "answers 400 (v1) / 422 (2021-01-01) and the hook reports a failure although the lease was extended. "
-    "Fix: in update_session, on 400/422 after a failed attempt, read the session and succeed if its lease "
-    "already is the one requested.",
-)
-GARBLED_2021_CREATE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug in the hook: a 2021-01-01 create whose 200/201 answer has an unreadable body raises "
-    "RemoteRenderingSessionMayExistError, though the id is the one the hook chose and sent; with the "
-    "default random id the caller never learns it and the session leaks. Fix: in _created_session_id, "
-    "on 2021-01-01 fall back to the id of the request URL.",
-)
-KNOWN_BUGS = {
-    **{
-        (f"update-{d}", f): UPDATE_RETRY_BUG
-        for d in ("v1", "2021")
-        for f in ("drop_after", "truncate", "late")
-    },
-    ("create-2021", "garble"): GARBLED_2021_CREATE_BUG,
-}
-
 
 def cases() -> list[Any]:
-    return [
-        pytest.param(call, fault, id=f"{call}-{fault}", marks=KNOWN_BUGS.get((call, fault), ()))
-        for call in CALLS
-        for fault in FAULTS
-    ]
+    return [pytest.param(call, fault, id=f"{call}-{fault}") for call in CALLS for fault in FAULTS]
 
 
 @pytest.mark.parametrize(("call_name", "fault"), cases())
@@ -184,7 +156,6 @@ def test_2021_create_whose_answer_was_lost_is_retried_with_the_same_id(emu):
     assert emu.state.request_counts["create"] == 2  # the PUT was sent again and answered 200
 
 
-@GARBLED_2021_CREATE_BUG
 def test_2021_create_with_a_random_id_and_a_garbled_answer_returns_its_id(emu):
     emu.state.add_fault("create", action="garble")
     with RemoteRenderingHook(V2021) as hook:
