@@ -586,6 +586,9 @@ class RemoteRenderingHook(BaseHook):
         self._settings: ConnectionSettings | None = None
         self._http: requests.Session | None = None
         self._async_http: _SharedAsyncClient | None = None
+        #: The account's active sessions just before this hook's latest v1 create was sent: what
+        #: :meth:`create_session` (and a killed task's cleanup) compares with to find the new one.
+        self.sessions_before_create: set[str] | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
 
     # ---------------------------------------------------------------- connection and token
@@ -692,7 +695,7 @@ class RemoteRenderingHook(BaseHook):
         if request.retry_safe:  # 2021-01-01: the client named the session
             response = self._call(request, self._send_sync)
             return request.session_id or self._created_session_id(settings, response)
-        before = {session.session_id for session in self.list_sessions()}
+        before = self.sessions_before_create = {session.session_id for session in self.list_sessions()}
         try:
             return self._created_session_id(settings, self._call(request, self._send_sync))
         except RemoteRenderingSessionMayExistError as error:

@@ -11,9 +11,9 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
@@ -184,6 +184,8 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
         # Set only while the blocking wait runs (an Event cannot be deep-copied with the operator).
         self._waiting_for: str | None = None
         self._killed: threading.Event | None = None
+        # Set while the create call is in flight: the 2021-01-01 id it sends, or the v1 (lease, size).
+        self._creating: str | tuple[timedelta, str] | None = None
 
     def execute(self, context: Context) -> str:
         try:  # everything that can be checked is checked before any HTTP; no retry fixes bad input
@@ -204,7 +206,11 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
         if api_version == API_2021:
             session_id = self._create_or_reconnect(context, lease, size, models)
         else:
-            session_id = self.hook.create_session(lease, size, models)
+            self._creating = (lease, size)
+            try:
+                session_id = self.hook.create_session(lease, size, models)
+            finally:
+                self._creating = None
             self.log.info(
                 "Created %s session %s with a lease of %s", size, session_id, format_timespan(lease)
             )
@@ -249,10 +255,13 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
             try:
                 existing = self.hook.get_session(candidate)
             except RemoteRenderingSessionNotFoundError:
+                self._creating = candidate
                 try:
                     session_id = self.hook.create_session(lease, size, models, session_id=candidate)
                 except ArrInputError as error:
                     raise AirflowFailException(str(error)) from None
+                finally:
+                    self._creating = None
                 self.log.info(
                     "Created %s session %s with a lease of %s", size, session_id, format_timespan(lease)
                 )
@@ -323,20 +332,66 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
         self.log.info("Session %s is Ready at %s", properties.get("session_id"), properties.get("hostname"))
 
     def on_kill(self) -> None:
-        """Stop the session this task created if it is killed while waiting for Ready (bounded)."""
-        session_id, killed = self._waiting_for, self._killed
-        if session_id is None or killed is None:
+        """
+        Stop the session this task created if it is killed while creating it or waiting for Ready.
+
+        Bounded by ``STOP_ON_KILL_TIMEOUT``. Killed while the create call is in flight, the service may
+        already have started the session: on 2021-01-01 its id is known and it is stopped; on v1 the
+        account is listed and the one new session matching this create is stopped.
+        """
+        session_id, killed, creating = self._waiting_for, self._killed, self._creating
+        if killed is not None:
+            killed.set()
+        stop: Callable[[], None]
+        if session_id is not None:
+            stop = partial(self._stop_quietly, session_id, "the task was killed while waiting")
+        elif isinstance(creating, str):
+            stop = partial(self._stop_quietly, creating, "the task was killed while creating it")
+        elif creating is not None:
+            stop = partial(self._stop_in_flight_v1_create, creating)
+        else:
             return
-        killed.set()
-        worker = threading.Thread(
-            target=self._stop_quietly, args=(session_id, "the task was killed while waiting"), daemon=True
-        )
+        worker = threading.Thread(target=stop, daemon=True)
         worker.start()
         worker.join(STOP_ON_KILL_TIMEOUT)
         if worker.is_alive():
             self.log.error(
-                "Stopping session %s took over %.0f s; check it by hand", session_id, STOP_ON_KILL_TIMEOUT
+                "Stopping the session of killed task took over %.0f s; check the account's sessions by hand",
+                STOP_ON_KILL_TIMEOUT,
             )
+
+    def _stop_in_flight_v1_create(self, requested: tuple[timedelta, str]) -> None:
+        """Find and stop the session a killed v1 create may have started (the one new matching session)."""
+        from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+
+        before = self.hook.sessions_before_create
+        if before is None:
+            self.log.info("Killed before the create was sent; nothing to stop")
+            return
+        lease, size = requested
+        with RemoteRenderingHook(arr_conn_id=self.arr_conn_id) as hook:
+            try:
+                new = [
+                    session.session_id
+                    for session in hook.list_sessions()
+                    if session.session_id not in before
+                    and session.max_lease_time == lease
+                    and (session.size is None or session.size.lower() == size)
+                ]
+            except Exception:
+                self.log.exception("Could not list the sessions to find the one the killed create started")
+                return
+        if len(new) == 1:
+            self._stop_quietly(new[0], "the task was killed while creating it")
+        elif new:
+            self.log.error(
+                "Killed while creating a session; %d matching new sessions exist (%s) and which one is this "
+                "task's cannot be told: stop the unused ones by hand",
+                len(new),
+                ", ".join(new),
+            )
+        else:
+            self.log.info("Killed while creating a session; no new session appeared, nothing to stop")
 
 
 class RemoteRenderingExtendSessionOperator(_RemoteRenderingBaseOperator):

@@ -126,15 +126,6 @@ def test_deferred_wait_that_ends_badly_stops_the_session_through_faults(emu, con
 
 
 @DIALECTS
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap in the create operator: on_kill stops only a session it is waiting for. Killed while its "
-    "create call is in flight (the service has acted, the answer has not arrived), nothing is stopped and "
-    "the process then exits: the session runs on, and the stop teardown is skipped because its setup "
-    "failed. Fix: before calling create, remember that a create is in flight (and, on 2021-01-01, its id); "
-    "on_kill then stops that id (2021-01-01), or lists the account and stops the new matching session "
-    "as _adopt would (v1), within STOP_ON_KILL_TIMEOUT.",
-)
 def test_kill_while_the_create_call_is_in_flight_stops_what_it_started(emu, conn_id):
     emu.state.add_fault("create", delay=3)  # processed at once, answered 3 s later
     operator = create(conn_id)
