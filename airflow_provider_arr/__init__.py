@@ -70,7 +70,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "api_version": {
                         "label": "API version",
-                        "schema": {"type": ["string", "null"], "default": "v1", "enum": ["v1"]},
+                        "schema": {"type": ["string", "null"], "default": "v1", "enum": ["v1", "2021-01-01"]},
                     },
                     "connect_timeout": {
                         "label": "Connect timeout (s)",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import ipaddress
 import json
 import math
@@ -99,6 +100,16 @@ class ConnectionSettings:
     retry_max_time: float = 120.0
     retry_min_wait: float = 1.0
     retry_max_wait: float = 30.0
+
+    @property
+    def token_cache_key(self) -> tuple[str, str, str]:
+        """
+        Where this connection's token lives in the process-wide cache.
+
+        The key's hash is part of it: a connection with a wrong key must not reuse a token fetched
+        with the right one (Airflow's "Test connection" would say "Connected").
+        """
+        return (self.sts_url, self.account_id, hashlib.sha256(self.account_key.encode()).hexdigest())
 
     @classmethod
     def from_connection(
@@ -234,23 +245,23 @@ class _TokenCache:
     """STS tokens keyed by (STS URL, account id), refreshed shortly before they expire."""
 
     def __init__(self) -> None:
-        self._tokens: dict[tuple[str, str], _CachedToken] = {}
+        self._tokens: dict[tuple[str, str, str], _CachedToken] = {}
         self._lock = threading.Lock()
-        self._fetch_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._fetch_locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._async_locks: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]
+            asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Lock]
         ] = weakref.WeakKeyDictionary()
 
-    def get(self, key: tuple[str, str]) -> str | None:
+    def get(self, key: tuple[str, str, str]) -> str | None:
         cached = self._tokens.get(key)
         if cached is not None and time.time() < cached.refresh_at:
             return cached.value
         return None
 
-    def put(self, key: tuple[str, str], token: str) -> None:
+    def put(self, key: tuple[str, str, str], token: str) -> None:
         self._tokens[key] = _CachedToken(token, _refresh_time(token))
 
-    def invalidate(self, key: tuple[str, str], token: str) -> None:
+    def invalidate(self, key: tuple[str, str, str], token: str) -> None:
         """Forget ``token`` (refused with a 401), unless another caller already replaced it."""
         with self._lock:
             cached = self._tokens.get(key)
@@ -261,11 +272,11 @@ class _TokenCache:
         with self._lock:
             self._tokens.clear()
 
-    def fetch_lock(self, key: tuple[str, str]) -> threading.Lock:
+    def fetch_lock(self, key: tuple[str, str, str]) -> threading.Lock:
         with self._lock:
             return self._fetch_locks.setdefault(key, threading.Lock())
 
-    def async_fetch_lock(self, key: tuple[str, str]) -> asyncio.Lock:
+    def async_fetch_lock(self, key: tuple[str, str, str]) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
         with self._lock:
             return self._async_locks.setdefault(loop, {}).setdefault(key, asyncio.Lock())
@@ -628,7 +639,7 @@ class RemoteRenderingHook(BaseHook):
     def get_token(self) -> str:
         """Return a valid STS access token, from the process-wide cache when it has one."""
         settings = self.settings
-        key = (settings.sts_url, settings.account_id)
+        key = settings.token_cache_key
         token = _token_cache.get(key)
         if token is None:
             with _token_cache.fetch_lock(key):
@@ -642,7 +653,7 @@ class RemoteRenderingHook(BaseHook):
     async def aget_token(self) -> str:
         """Async :meth:`get_token`; concurrent waiters on one event loop share a single STS call."""
         settings = await self.asettings()
-        key = (settings.sts_url, settings.account_id)
+        key = settings.token_cache_key
         token = _token_cache.get(key)
         if token is None:
             async with _token_cache.async_fetch_lock(key):
@@ -656,7 +667,7 @@ class RemoteRenderingHook(BaseHook):
     def _token_request(self, settings: ConnectionSettings) -> _Request:
         return _Request("get_token", "GET", f"{settings.sts_url}/accounts/{settings.account_id}/token")
 
-    def _store_token(self, key: tuple[str, str], response: _Response) -> str:
+    def _store_token(self, key: tuple[str, str, str], response: _Response) -> str:
         body = response.json("get_token")
         token = body.get("AccessToken") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
@@ -1048,7 +1059,7 @@ class RemoteRenderingHook(BaseHook):
         try:
             return _check_session_answer(request, send(request, token))
         except _TokenRefused:
-            _token_cache.invalidate((self.settings.sts_url, self.settings.account_id), token)
+            _token_cache.invalidate(self.settings.token_cache_key, token)
             return _check(request, send(request, self.get_token()))
 
     async def _aattempt(self, request: _Request, send: Callable[[_Request, str | None], Any]) -> _Response:
@@ -1059,7 +1070,7 @@ class RemoteRenderingHook(BaseHook):
             return _check_session_answer(request, await send(request, token))
         except _TokenRefused:
             settings = await self.asettings()
-            _token_cache.invalidate((settings.sts_url, settings.account_id), token)
+            _token_cache.invalidate(settings.token_cache_key, token)
             return _check(request, await send(request, await self.aget_token()))
 
     def _headers(self, request: _Request, token: str | None) -> dict[str, str]:
