@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test e2e lint venv clean bench
 
 ## demo: run the example DAG against the bundled emulator (creates/refreshes .venv)
 demo: $(STAMP)
@@ -16,6 +16,25 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy airflow_provider_arr
 	$(BIN)/python -m pytest -q
+
+## e2e: the provider on a real Airflow deployment (PostgreSQL, separate components, Local and Celery
+## executors). Installs PostgreSQL and Redis with apt-get when missing, so run it as root. See README.
+e2e: $(STAMP)
+	bash scripts/e2e.sh
+
+## bench: the performance benchmarks of tests/benchmarks (not part of the test suite): prints the
+## tables, writes .bench/results.json and docs/benchmarks.png. About 7 minutes. They run in their own
+## venv, .bench-venv, which adds the benchmark-only packages; `wrk` is used when installed.
+BENCH_VENV := .bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+bench: $(BENCH_STAMP)
+	env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/.bench/pycache $(BENCH_VENV)/bin/python tests/benchmarks/run.py
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml constraints.txt
+	test -x $(BENCH_VENV)/bin/python || $(BIN)/uv venv --quiet --python $(BIN)/python $(BENCH_VENV)
+	$(BIN)/uv pip install --quiet --python $(BENCH_VENV)/bin/python -c constraints.txt -e . \
+		"apache-airflow-providers-dbt-cloud==4.11.1" matplotlib
+	touch $(BENCH_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
