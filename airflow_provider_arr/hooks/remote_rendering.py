@@ -312,9 +312,12 @@ def _jwt_expiry(token: str) -> float | None:
 # --------------------------------------------------------------------------------------------------
 
 #: Requests in flight at once on one event loop's shared client (all hosts together); more wait in turn.
-ASYNC_MAX_CONNECTIONS = 50
-#: Idle connections the shared client keeps open.
-ASYNC_MAX_KEEPALIVE = 20
+#: 20 carry 200 polls a second at 100 ms each: 1,000 sessions polled every 5 s. httpcore's pool scans
+#: every connection on every request, so a bigger pool costs CPU on each poll (tests/benchmarks).
+ASYNC_MAX_CONNECTIONS = 20
+#: Idle connections the shared client keeps open: all of them (httpcore closes an idle connection
+#: whenever the pool holds more connections than this, busy ones included).
+ASYNC_MAX_KEEPALIVE = ASYNC_MAX_CONNECTIONS
 
 
 class _SharedAsyncClient:
@@ -354,7 +357,7 @@ class _SharedAsyncClient:
 class _AsyncClients:
     """One :class:`_SharedAsyncClient` per event loop, shared by the hooks on it, closed with its last user.
 
-    A client costs an SSL context (about 1 MB and tens of milliseconds of CPU), and a triggerer may
+    A client costs an SSL context (about 1 MB and up to 0.1 s of CPU), and a triggerer may
     run thousands of triggers on one loop: sharing one client keeps that cost, and the number of open
     connections, independent of the number of waits. Timeouts are set per request.
     """
