@@ -37,11 +37,27 @@ def emu(shared_emulator: ArrEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
 
 class FakeTaskInstance:
-    """Just enough of a runtime task instance for ``execute``: records XCom pushes."""
+    """
+    Just enough of a runtime task instance for ``execute``: its identity, and the XComs it pushes.
 
-    def __init__(self, task_id: str = "task", map_index: int = -1) -> None:
+    Airflow keeps the identity (dag, run, task, map index) across tries and clears the XComs when a
+    new try starts: make a new one per try, with the same identity.
+    """
+
+    def __init__(
+        self,
+        task_id: str = "task",
+        map_index: int = -1,
+        *,
+        dag_id: str = "arr_test",
+        run_id: str = "manual__test",
+        try_number: int = 1,
+    ) -> None:
+        self.dag_id = dag_id
+        self.run_id = run_id
         self.task_id = task_id
         self.map_index = map_index
+        self.try_number = try_number
         self.xcom: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:

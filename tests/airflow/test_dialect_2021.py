@@ -19,25 +19,18 @@ from airflow_provider_arr.operators.remote_rendering import (
     task_instance_session_id,
 )
 from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
-from tests.airflow.conftest import FAST_EXTRAS, wait_for_status
+from tests.airflow.conftest import FAST_EXTRAS, FakeTaskInstance, wait_for_status
 
 
-class RetriedTaskInstance:
-    """A task instance identity that stays the same across tries, as Airflow's does."""
-
-    def __init__(self, try_number: int = 1, map_index: int = -1) -> None:
-        self.dag_id = "render-nightly"
-        self.run_id = "scheduled__2026-11-26T00:00:00+00:00"
-        self.task_id = "create"
-        self.map_index = map_index
-        self.try_number = try_number
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
-
-    def xcom_pull(self, task_ids: str | None = None, key: str = "return_value", **kwargs: Any) -> Any:
-        return self.xcom.get(key)
+def retried_ti(try_number: int = 1, map_index: int = -1) -> FakeTaskInstance:
+    """One try of the same task instance: the identity stays, as Airflow's does."""
+    return FakeTaskInstance(
+        "create",
+        map_index,
+        dag_id="render-nightly",
+        run_id="scheduled__2026-11-26T00:00:00+00:00",
+        try_number=try_number,
+    )
 
 
 @pytest.fixture
@@ -116,13 +109,13 @@ def test_bad_input_on_2021_rejected_before_any_request(emu2021, call, field):
 
 
 def test_task_instance_session_id_is_stable_valid_and_distinct():
-    first = task_instance_session_id({"ti": RetriedTaskInstance(try_number=1)})
-    retry = task_instance_session_id({"ti": RetriedTaskInstance(try_number=2)})
-    mapped = task_instance_session_id({"ti": RetriedTaskInstance(map_index=3)})
+    first = task_instance_session_id({"ti": retried_ti(try_number=1)})
+    retry = task_instance_session_id({"ti": retried_ti(try_number=2)})
+    mapped = task_instance_session_id({"ti": retried_ti(map_index=3)})
     assert first == retry
     assert first != mapped
     assert first.startswith("render-nightly-create--1-scheduled__2026-11-26T00-00-00-00-00-")
-    long_ti = RetriedTaskInstance()
+    long_ti = retried_ti()
     long_ti.dag_id = "d" * 300
     long_id = task_instance_session_id({"ti": long_ti})
     assert len(long_id) <= 256
@@ -134,9 +127,9 @@ def test_task_instance_session_id_is_stable_valid_and_distinct():
 
 def test_a_retry_of_the_create_task_reuses_its_session(emu2021):
     """Try 1 created the session and died before anyone recorded it; try 2 must reconnect."""
-    first_try = RetriedTaskInstance(try_number=1)
+    first_try = retried_ti(try_number=1)
     session_id = create_operator().execute({"ti": first_try})
-    second_try = RetriedTaskInstance(try_number=2)
+    second_try = retried_ti(try_number=2)
     assert create_operator().execute({"ti": second_try}) == session_id
     assert second_try.xcom["session_id"] == session_id
     assert [s.session_id for s in emu2021.state.sessions()] == [session_id]
@@ -144,16 +137,16 @@ def test_a_retry_of_the_create_task_reuses_its_session(emu2021):
 
 
 def test_a_retry_after_the_session_ended_gets_a_numbered_successor(emu2021):
-    session_id = create_operator().execute({"ti": RetriedTaskInstance(try_number=1)})
+    session_id = create_operator().execute({"ti": retried_ti(try_number=1)})
     RemoteRenderingStopSessionOperator(task_id="stop", session_id=session_id).execute({})
-    successor = create_operator().execute({"ti": RetriedTaskInstance(try_number=2)})
+    successor = create_operator().execute({"ti": retried_ti(try_number=2)})
     assert successor == f"{session_id}-2"
     statuses = {s.session_id: s.status for s in emu2021.state.sessions()}
     assert statuses == {session_id: "Stopped", successor: "Starting"}
 
 
 def test_whole_operator_flow_on_2021(emu2021):
-    ti = RetriedTaskInstance()
+    ti = retried_ti()
     session_id = create_operator(session_id="my-own-id", wait_for_ready=True, poll_interval=0.05).execute(
         {"ti": ti}
     )
@@ -172,7 +165,7 @@ def test_whole_operator_flow_on_2021(emu2021):
 
 def test_v1_refuses_a_session_id_for_create(emu):
     with pytest.raises(AirflowFailException, match="v1 API chooses session ids itself"):
-        create_operator(session_id="mine").execute({"ti": RetriedTaskInstance()})
+        create_operator(session_id="mine").execute({"ti": retried_ti()})
     assert emu.state.request_counts["create"] == 0
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from airflow_provider_arr.emulator import ArrEmulator
 from airflow_provider_arr.hooks import remote_rendering as hook_module
+from tests.airflow.conftest import FakeTaskInstance
 
 READ_TIMEOUT = 1.0
 #: A late answer: the service acts at once but answers after the client gave up.
@@ -51,11 +52,8 @@ def emu(reliability_emulator: ArrEmulator, monkeypatch: pytest.MonkeyPatch) -> I
     hook_module._token_cache.clear()
 
 
-class TaskInstance:
-    """The identity and XComs of one try of a task instance, as an operator's ``execute`` sees them.
-
-    Airflow clears a task instance's XComs when a new try starts: make a new one per try, with the
-    same identity.
+class TaskInstance(FakeTaskInstance):
+    """One try of a task instance of the reliability DAG (see :class:`FakeTaskInstance`).
 
     :param task_id: the task's id.
     :param run_id: the DAG run's id.
@@ -65,18 +63,7 @@ class TaskInstance:
     def __init__(
         self, task_id: str = "create", run_id: str = "manual__reliability", try_number: int = 1
     ) -> None:
-        self.dag_id = "arr_reliability"
-        self.run_id = run_id
-        self.task_id = task_id
-        self.map_index = -1
-        self.try_number = try_number
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
-
-    def xcom_pull(self, task_ids: str | None = None, key: str = "return_value", **kwargs: Any) -> Any:
-        return self.xcom.get(key)
+        super().__init__(task_id, dag_id="arr_reliability", run_id=run_id, try_number=try_number)
 
 
 def context_for(ti: TaskInstance) -> dict[str, Any]:
