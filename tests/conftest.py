@@ -18,11 +18,11 @@ FAST_RETRIES = {"retry_min_wait": 0.05, "retry_max_wait": 0.2, "retry_max_time":
 @pytest.fixture(autouse=True)
 def _fresh_token_cache():
     """Each test starts with the process-wide token cache empty, so STS counts are its own."""
-    from airflow_provider_arr.hooks.remote_rendering import _token_cache
+    from airflow_provider_arr.hooks.remote_rendering import clear_token_cache
 
-    _token_cache.clear()
+    clear_token_cache()
     yield
-    _token_cache.clear()
+    clear_token_cache()
 
 
 @pytest.fixture

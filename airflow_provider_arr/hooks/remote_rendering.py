@@ -285,6 +285,11 @@ class _TokenCache:
 _token_cache = _TokenCache()
 
 
+def clear_token_cache() -> None:
+    """Forget every cached STS token of this process (tests, or after rotating an account key)."""
+    _token_cache.clear()
+
+
 def _refresh_time(token: str) -> float:
     """When to fetch a new token: 5 minutes before ``exp``, or at half-life for short-lived tokens."""
     now = time.time()

@@ -28,12 +28,12 @@ def emu(shared_emulator: ArrEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterat
     state = shared_emulator.state
     state.reset()
     state.clock, state.start_delay = time.monotonic, START_DELAY
-    hook_module._token_cache.clear()
+    hook_module.clear_token_cache()
     for name, value in shared_emulator.env(**FAST_EXTRAS).items():
         monkeypatch.setenv(name, value)
     yield shared_emulator
     state.reset()
-    hook_module._token_cache.clear()
+    hook_module.clear_token_cache()
 
 
 class FakeTaskInstance:

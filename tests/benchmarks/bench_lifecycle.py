@@ -53,9 +53,9 @@ class TaskInstance:
 
 def new_task_process() -> None:
     """What a fresh task (or triggerer) process starts with: no cached token."""
-    from airflow_provider_arr.hooks.remote_rendering import _token_cache
+    from airflow_provider_arr.hooks.remote_rendering import clear_token_cache
 
-    _token_cache.clear()
+    clear_token_cache()
 
 
 async def first_event(trigger: Any) -> Any:

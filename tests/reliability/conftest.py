@@ -43,13 +43,13 @@ def emu(reliability_emulator: ArrEmulator, monkeypatch: pytest.MonkeyPatch) -> I
     state = reliability_emulator.state
     state.reset()
     state.clock, state.start_delay = time.monotonic, START_DELAY
-    hook_module._token_cache.clear()
+    hook_module.clear_token_cache()
     monkeypatch.setenv(*next(iter(reliability_emulator.env(V1, **FAST_EXTRAS).items())))
     extras = {**FAST_EXTRAS, "api_version": "2021-01-01"}
     monkeypatch.setenv(*next(iter(reliability_emulator.env(V2021, **extras).items())))
     yield reliability_emulator
     state.reset()
-    hook_module._token_cache.clear()
+    hook_module.clear_token_cache()
 
 
 class TaskInstance(FakeTaskInstance):
