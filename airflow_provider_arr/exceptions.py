@@ -16,6 +16,7 @@ class RemoteRenderingError(AirflowException):
     :param service_message: what the service said, if anything.
     :param ms_cv: the ``MS-CV`` header of the answer, if any.
     :param hint: one sentence on what to do about it.
+    :param code: the service's error code (``error.code`` of the answer), if it sent one.
     """
 
     def __init__(
@@ -26,8 +27,10 @@ class RemoteRenderingError(AirflowException):
         service_message: str | None = None,
         ms_cv: str | None = None,
         hint: str | None = None,
+        code: str | None = None,
     ) -> None:
         self.operation = operation
+        self.code = code
         self.http_status = http_status
         self.service_message = service_message
         self.ms_cv = ms_cv
@@ -53,17 +56,30 @@ class RemoteRenderingError(AirflowException):
             service_message=self.service_message,
             ms_cv=self.ms_cv,
             hint=hint,
+            code=self.code,
         )
 
     def __reduce__(self) -> tuple[object, ...]:
         # Keyword-only arguments need help to survive pickling (Airflow may pickle task exceptions).
         return (
             _rebuild,
-            (type(self), self.operation, self.http_status, self.service_message, self.ms_cv, self.hint),
+            (
+                type(self),
+                self.operation,
+                self.http_status,
+                self.service_message,
+                self.ms_cv,
+                self.hint,
+                self.code,
+            ),
         )
 
 
-class RemoteRenderingSessionNotFoundError(RemoteRenderingError):
+class RemoteRenderingNotFoundError(RemoteRenderingError):
+    """The service does not know the resource (HTTP 404)."""
+
+
+class RemoteRenderingSessionNotFoundError(RemoteRenderingNotFoundError):
     """The service does not know the session (HTTP 404)."""
 
 
@@ -75,11 +91,12 @@ class RemoteRenderingSessionMayExistError(RemoteRenderingError):
 
 
 def _rebuild(cls: type[RemoteRenderingError], *args: object) -> RemoteRenderingError:
-    operation, http_status, service_message, ms_cv, hint = args
+    operation, http_status, service_message, ms_cv, hint, code = args
     return cls(
         str(operation),
         http_status=http_status,  # type: ignore[arg-type]
         service_message=service_message,  # type: ignore[arg-type]
         ms_cv=ms_cv,  # type: ignore[arg-type]
         hint=hint,  # type: ignore[arg-type]
+        code=code,  # type: ignore[arg-type]
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -391,3 +391,38 @@ def _timespan_field(data: Mapping[str, Any], key: str) -> timedelta:
         return parse_timespan(value, key)
     except ArrInputError as error:
         raise ArrResponseError(key, error.problem) from None
+
+
+def new_matching_sessions(
+    before: Collection[str], after: Iterable[SessionProperties], lease: timedelta, size: str
+) -> list[SessionProperties]:
+    """
+    The v1 rule for "which session did my create start" when its answer was lost.
+
+    v1 sessions carry no client-chosen id, so the session a create started is one that appeared since
+    the account was listed just before it (``before``), is still active, and has the lease and size
+    that were asked for. Zero means the service most likely did not act; more than one means another
+    client created sessions meanwhile, and which one is ours cannot be told.
+
+    :param before: the ids of the account's sessions listed just before the create was sent.
+    :param after: the account's sessions listed afterwards.
+    :param lease: the lease the create asked for.
+    :param size: the size the create asked for (``standard`` or ``premium``).
+    """
+    return [
+        session
+        for session in after
+        if session.session_id not in before
+        and session.status.is_active
+        and session.max_lease_time == lease
+        and (session.size is None or session.size.lower() == size.lower())
+    ]
+
+
+def never_ready_message(properties: SessionProperties) -> str:
+    """Explain why a session that is not Starting will never become Ready (with the service's message).
+
+    :param properties: the session's latest properties.
+    """
+    reason = f": {properties.message}" if properties.message else " (the service gave no message)"
+    return f"Session {properties.session_id} is {properties.status.value} and will not become Ready{reason}"

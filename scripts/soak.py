@@ -433,7 +433,7 @@ def run_soak(
     :param progress: called after each life cycle.
     """
     from airflow_provider_arr.emulator import ArrEmulator
-    from airflow_provider_arr.hooks.remote_rendering import _token_cache
+    from airflow_provider_arr.hooks.remote_rendering import clear_token_cache
 
     unknown = set(dialects) - set(DIALECTS)
     if unknown or not dialects:
@@ -445,7 +445,7 @@ def run_soak(
         for dialect in DIALECTS:
             env.update(emulator.env(CONN_IDS[dialect], api_version=dialect, **CONNECTION_EXTRAS))
         emulator.state.enable_chaos(rate=chaos_rate, seed=seed, max_delay=0.3, slow_start=slow_start)
-        _token_cache.clear()
+        clear_token_cache()
         with _environment(env):
             for index in range(cycles):
                 if time.monotonic() - started > max_seconds:
@@ -460,7 +460,7 @@ def run_soak(
         left_running = emulator.state.active_sessions()
         faults = emulator.state.faults_injected
         secrets = [emulator.account_key, *emulator.state.issued_tokens()]
-    _token_cache.clear()
+    clear_token_cache()
     leaking = [
         failure.error
         for cycle in results

@@ -15,7 +15,8 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingSessionMayExistError,
     RemoteRenderingSessionNotFoundError,
 )
-from airflow_provider_arr.hooks import remote_rendering as hook_module
+from airflow_provider_arr.hooks import policy, tokens
+from airflow_provider_arr.hooks import sessions as hook_sessions
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from airflow_provider_arr.models import ArrInputError, SessionStatus
 
@@ -79,7 +80,7 @@ def test_token_refreshed_five_minutes_before_expiry(arr_conn, monkeypatch):
     assert arr_conn.state.request_counts["token"] == 1
     real_time = time.time
     # The emulator's tokens live 3600 s: 3400 s later we are inside the 5-minute lead.
-    monkeypatch.setattr(hook_module.time, "time", lambda: real_time() + 3400)
+    monkeypatch.setattr(tokens.time, "time", lambda: real_time() + 3400)
     second = hook.get_token()
     assert arr_conn.state.request_counts["token"] == 2
     assert second != first
@@ -182,16 +183,16 @@ def test_create_with_several_candidates_names_them_and_guesses_nothing(arr_conn,
         monkeypatch.setenv(name, value)
     hook = RemoteRenderingHook()
     arr_conn.state.add_fault("create", None, delay=1.0)
-    real_list = hook.list_sessions
+    real_list = hook_sessions.list_steps
     calls = []
 
-    def list_with_a_concurrent_creator():
+    def list_with_a_concurrent_creator(dialect):
         calls.append(1)
         if len(calls) == 2:  # right after our lost create, another client creates an identical one
             RemoteRenderingHook().create_session("1:0:0")
-        return real_list()
+        return (yield from real_list(dialect))
 
-    monkeypatch.setattr(hook, "list_sessions", list_with_a_concurrent_creator)
+    monkeypatch.setattr(hook_sessions, "list_steps", list_with_a_concurrent_creator)
     with pytest.raises(RemoteRenderingSessionMayExistError, match="2 matching sessions appeared") as error:
         hook.create_session("1:0:0")
     for session in arr_conn.state.sessions():
@@ -335,13 +336,13 @@ async def test_async_path_retries_and_refetches_like_the_sync_one(arr_conn):
     [("3", 3.0), ("0.5", 0.5), ("-4", 0.0), ("soon", None), ("", None)],
 )
 def test_retry_after_seconds(header, expected):
-    assert hook_module._retry_after({"retry-after": header}) == expected
+    assert policy.retry_after({"retry-after": header}) == expected
 
 
 def test_retry_after_http_date():
     from email.utils import formatdate
 
-    seconds = hook_module._retry_after({"Retry-After": formatdate(time.time() + 30, usegmt=True)})
+    seconds = policy.retry_after({"Retry-After": formatdate(time.time() + 30, usegmt=True)})
     assert seconds is not None
     assert 25 <= seconds <= 31
 
@@ -356,11 +357,11 @@ def test_retry_after_http_date():
     ],
 )
 def test_service_message_from_every_error_shape(body, expected):
-    assert hook_module._service_message(body) == expected
+    assert policy.service_error(body)[0] == expected
 
 
 def test_non_jwt_token_gets_a_conservative_lifetime():
     now = time.time()
-    assert now + 200 < hook_module._refresh_time("opaque-token") <= now + hook_module.NON_JWT_TOKEN_LIFETIME
+    assert now + 200 < tokens._refresh_time("opaque-token") <= now + tokens.NON_JWT_TOKEN_LIFETIME
     # The recordings' fake token: exp 2147483647, refreshed 5 minutes before.
-    assert hook_module._refresh_time("fake.eyJleHAiOjIxNDc0ODM2NDd9.fake") == 2147483647 - 300
+    assert tokens._refresh_time("fake.eyJleHAiOjIxNDc0ODM2NDd9.fake") == 2147483647 - 300

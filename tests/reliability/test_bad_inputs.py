@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+from airflow_provider_arr.hooks.transport import AsyncTransport, SyncTransport
 from airflow_provider_arr.operators.remote_rendering import (
     RemoteRenderingCreateSessionOperator,
     RemoteRenderingExtendSessionOperator,
@@ -34,12 +34,12 @@ def no_http(emu, monkeypatch):
     """Fail the test on any HTTP request; yields the list of attempted ones (for the message)."""
     attempted: list[str] = []
 
-    def refuse(self: RemoteRenderingHook, request: Any, token: Any) -> Any:
+    def refuse(self: Any, request: Any, *args: Any) -> Any:
         attempted.append(f"{request.method} {request.url}")
         raise AssertionError(f"an HTTP request was made: {request.method} {request.url}")
 
-    monkeypatch.setattr(RemoteRenderingHook, "_send_sync", refuse)
-    monkeypatch.setattr(RemoteRenderingHook, "_send_async", refuse)
+    monkeypatch.setattr(SyncTransport, "send", refuse)
+    monkeypatch.setattr(AsyncTransport, "send", refuse)
     yield attempted
     assert sum(emu.state.request_counts.values()) == 0
 

@@ -1,0 +1,277 @@
+"""The base of the hook: connection settings, dialect, tokens, the two drivers and the transports.
+
+A call that takes several requests is written once, as a generator of steps (:data:`Steps`): it yields a
+:class:`~airflow_provider_arr.hooks.transport.Request` (and receives its answer, or has the call's error
+thrown in) or a :class:`Pause`. :meth:`RemoteRenderingBaseHook._run` drives it with the sync transport,
+:meth:`RemoteRenderingBaseHook._arun` with the async one; retries, tokens and error mapping are the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import tenacity
+from airflow.sdk import BaseHook
+
+from airflow_provider_arr.exceptions import RemoteRenderingError
+from airflow_provider_arr.hooks import policy
+from airflow_provider_arr.hooks.dialects import Dialect, dialect_for
+from airflow_provider_arr.hooks.settings import ConnectionSettings, check_raw_extra
+from airflow_provider_arr.hooks.tokens import token_cache
+from airflow_provider_arr.hooks.transport import (
+    AsyncTransport,
+    Request,
+    Response,
+    SyncTransport,
+    TransportFailure,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A step that waits ``seconds`` before the next request (``time.sleep`` or ``asyncio.sleep``)."""
+
+    seconds: float
+
+
+#: A multi-request call: yields a :class:`Request` or a :class:`Pause`, receives the :class:`Response`.
+Steps = Generator["Request | Pause", Response | None, T]
+
+
+class RemoteRenderingBaseHook(BaseHook):
+    """Settings, dialect, token and transport for one Airflow connection; the public calls build on it.
+
+    :param arr_conn_id: the Airflow connection id.
+    """
+
+    conn_name_attr = "arr_conn_id"
+    default_conn_name = "arr_default"
+    conn_type = "azure_remote_rendering"
+    hook_name = "Azure Remote Rendering"
+
+    def __init__(self, arr_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.arr_conn_id = arr_conn_id
+        self._settings: ConnectionSettings | None = None
+        self._dialect: Dialect | None = None
+        self._sync = SyncTransport(self.log)
+        self._async = AsyncTransport(self.log)
+
+    # ---------------------------------------------------------------- connection and token
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The connection's validated settings (read once, synchronously)."""
+        if self._settings is None:
+            conn = self.get_connection(self.arr_conn_id)
+            if conn.password:
+                _mask(conn.password)
+            check_raw_extra(self.arr_conn_id, conn.extra)
+            self._settings = self._load_settings(conn.host, conn.login, conn.password, conn.extra_dejson)
+        return self._settings
+
+    async def asettings(self) -> ConnectionSettings:
+        """The connection's validated settings, read without blocking the event loop (triggerer)."""
+        if self._settings is None:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            conn = await get_async_connection(self.arr_conn_id, self)
+            check_raw_extra(self.arr_conn_id, conn.extra)
+            extra = await get_async_extra_dejson(conn)
+            if conn.password:
+                await _amask(conn.password)
+            self._settings = self._load_settings(conn.host, conn.login, conn.password, extra)
+        return self._settings
+
+    def _load_settings(
+        self, host: str | None, login: str | None, password: str | None, extra: Any
+    ) -> ConnectionSettings:
+        return ConnectionSettings.from_connection(self.arr_conn_id, host, login, password, extra or {})
+
+    @property
+    def dialect(self) -> Dialect:
+        """The connection's API dialect (URLs, bodies, answers and id rules of its ``api_version``)."""
+        if self._dialect is None:
+            self._dialect = dialect_for(self.settings)
+        return self._dialect
+
+    async def adialect(self) -> Dialect:
+        """Async :attr:`dialect`."""
+        if self._dialect is None:
+            self._dialect = dialect_for(await self.asettings())
+        return self._dialect
+
+    def get_token(self) -> str:
+        """Return a valid STS access token, from the process-wide cache when it has one."""
+        key = self.settings.token_cache_key
+        token = token_cache.get(key)
+        if token is None:
+            with token_cache.fetch_lock(key):
+                token = token_cache.get(key)
+                if token is None:
+                    token = self._store_token(key, self._call(self._token_request()))
+                    _mask(token)
+        return token
+
+    async def aget_token(self) -> str:
+        """Async :meth:`get_token`; concurrent waiters on one event loop share a single STS call."""
+        key = (await self.asettings()).token_cache_key
+        token = token_cache.get(key)
+        if token is None:
+            async with token_cache.async_fetch_lock(key):
+                token = token_cache.get(key)
+                if token is None:
+                    token = self._store_token(key, await self._acall(self._token_request()))
+                    await _amask(token)
+        return token
+
+    def _token_request(self) -> Request:
+        assert self._settings is not None
+        url = f"{self._settings.sts_url}/accounts/{self._settings.account_id}/token"
+        return Request("get_token", "GET", url, sts=True)
+
+    def _store_token(self, key: tuple[str, str, str], response: Response) -> str:
+        body = response.json("get_token")
+        token = body.get("AccessToken") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise RemoteRenderingError(
+                "get_token",
+                http_status=response.status,
+                service_message="the answer has no 'AccessToken'",
+                ms_cv=response.ms_cv,
+            )
+        token_cache.put(key, token)
+        return token
+
+    # ---------------------------------------------------------------- the drivers
+
+    def _run(self, steps: Steps[T]) -> T:
+        """Run a call's steps with the sync transport."""
+        sent: Response | None = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = steps.throw(error) if error is not None else steps.send(sent)
+            except StopIteration as done:
+                return done.value
+            sent, error = None, None
+            if isinstance(step, Pause):
+                time.sleep(step.seconds)
+                continue
+            try:
+                sent = self._call(step)
+            except RemoteRenderingError as failure:
+                error = failure
+
+    async def _arun(self, steps: Steps[T]) -> T:
+        """Run a call's steps with the async transport."""
+        sent: Response | None = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = steps.throw(error) if error is not None else steps.send(sent)
+            except StopIteration as done:
+                return done.value
+            sent, error = None, None
+            if isinstance(step, Pause):
+                await asyncio.sleep(step.seconds)
+                continue
+            try:
+                sent = await self._acall(step)
+            except RemoteRenderingError as failure:
+                error = failure
+
+    def _call(self, request: Request) -> Response:
+        """One request with the retry policy, a token (refreshed once on 401) and the error mapping."""
+        settings = self.settings
+        retrying = tenacity.Retrying(**policy.retry_kwargs(settings, request, self.log))
+        return retrying(self._attempt, request, settings)
+
+    async def _acall(self, request: Request) -> Response:
+        """Async :meth:`_call`."""
+        settings = await self.asettings()
+        retrying = tenacity.AsyncRetrying(**policy.retry_kwargs(settings, request, self.log))
+        return await retrying(self._aattempt, request, settings)
+
+    def _attempt(self, request: Request, settings: ConnectionSettings) -> Response:
+        if request.sts:
+            return policy.check_token_answer(request, self._send(request, _account_credential(settings)))
+        token = self.get_token()
+        try:
+            return policy.check_api_answer(request, self._send(request, token))
+        except policy.TokenRefused:
+            token_cache.invalidate(settings.token_cache_key, token)
+            return policy.check(request, self._send(request, self.get_token()))
+
+    async def _aattempt(self, request: Request, settings: ConnectionSettings) -> Response:
+        if request.sts:
+            return policy.check_token_answer(
+                request, await self._asend(request, _account_credential(settings))
+            )
+        token = await self.aget_token()
+        try:
+            return policy.check_api_answer(request, await self._asend(request, token))
+        except policy.TokenRefused:
+            token_cache.invalidate(settings.token_cache_key, token)
+            return policy.check(request, await self._asend(request, await self.aget_token()))
+
+    def _send(self, request: Request, credential: str) -> Response:
+        try:
+            return self._sync.send(request, credential, self.settings)
+        except TransportFailure as failure:
+            raise policy.transport_error(request, failure) from None
+
+    async def _asend(self, request: Request, credential: str) -> Response:
+        try:
+            return await self._async.send(request, credential, await self.asettings())
+        except TransportFailure as failure:
+            raise policy.transport_error(request, failure) from None
+
+    # ---------------------------------------------------------------- lifetime of the clients
+
+    def close(self) -> None:
+        """Close the pooled sync HTTP session."""
+        self._sync.close()
+
+    async def aclose(self) -> None:
+        """Release the shared async HTTP client (closed with its last user) and close the sync session."""
+        await self._async.close()
+        self.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _account_credential(settings: ConnectionSettings) -> str:
+    """What the token service takes: ``<account id>:<account key>``."""
+    return f"{settings.account_id}:{settings.account_key}"
+
+
+def _mask(secret: str) -> None:
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(secret)
+
+
+async def _amask(secret: str) -> None:
+    from airflow.sdk.log import amask_secret
+
+    await amask_secret(secret)

@@ -1,0 +1,212 @@
+"""The answer policy: what each HTTP status or transport failure means, and the retry settings.
+
+It knows nothing of sessions or conversions: the :class:`ResourceKind` of a request says which
+not-found error, hints and "may exist" sentence apply. Sync and async calls share it all, so they
+differ only in the transport call.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+import tenacity
+
+from airflow_provider_arr.exceptions import RemoteRenderingError, RemoteRenderingNotFoundError
+
+if TYPE_CHECKING:
+    from airflow_provider_arr.hooks.settings import ConnectionSettings
+    from airflow_provider_arr.hooks.transport import Logger, Request, Response, TransportFailure
+
+#: The longest ``Retry-After`` honoured, in seconds; a longer one is cut to this.
+RETRY_AFTER_MAX = 3600.0
+
+#: Hints for statuses whose meaning does not depend on the resource.
+_COMMON_HINTS = {
+    401: "The service refused the access token; check the connection's account id and key.",
+    403: "The token belongs to another account; check the connection's login (account id).",
+}
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """What a request is about, as far as errors go.
+
+    :param noun: ``session`` or ``conversion``.
+    :param not_found: the error for HTTP 404.
+    :param may_exist: the error for a create that may have acted though no good answer came.
+    :param may_exist_hint: the sentence that says so and what to do.
+    :param hints: one sentence per HTTP status on what it means for this resource (409, 422...).
+    """
+
+    noun: str
+    not_found: type[RemoteRenderingNotFoundError]
+    may_exist: type[RemoteRenderingError]
+    may_exist_hint: str
+    hints: Mapping[int, str] = field(default_factory=dict)
+
+
+class TransientError(RemoteRenderingError):
+    """A failure worth retrying: throttling, a server error or a network error."""
+
+    def __init__(self, operation: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(operation, **kwargs)
+
+
+class TokenRefused(Exception):
+    """The service answered 401: the token is stale or revoked (fetch a new one once)."""
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Read ``Retry-After`` as seconds or as an HTTP date; ``None`` if absent or unreadable."""
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX)
+
+
+def service_error(text: str) -> tuple[str | None, str | None]:
+    """The service's ``(message, code)`` from an error body of either dialect, or plain text.
+
+    The message reads ``"<code>: <message>"`` when both are given.
+    """
+    if not text.strip():
+        return None, None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text.strip()[:500], None
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, str):
+            return error, None
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("Message")
+            code = error.get("code") or error.get("Code")
+            code = str(code) if code else None
+            if message and code:
+                return f"{code}: {message}", code
+            if message or code:
+                return str(message or code), code
+    return text.strip()[:500], None
+
+
+def check(request: Request, response: Response) -> Response:
+    """Map an answer to itself (a success) or to the right error; 401 is the caller's business."""
+    if response.status in request.ok:
+        return response
+    status = response.status
+    message, code = service_error(response.text)
+    error_args: dict[str, Any] = {
+        "http_status": status,
+        "service_message": message,
+        "ms_cv": response.ms_cv,
+        "code": code,
+    }
+    kind = request.resource
+    if status == 429 or status == 503:
+        # The service did not act on the request: safe to retry, create included.
+        raise TransientError(request.operation, retry_after=retry_after(response.headers), **error_args)
+    if status >= 500 or status == 408:
+        if not request.retry_safe and kind is not None:
+            raise kind.may_exist(request.operation, hint=kind.may_exist_hint, **error_args)
+        raise TransientError(request.operation, retry_after=retry_after(response.headers), **error_args)
+    if status == 404 and kind is not None:
+        raise kind.not_found(request.operation, **error_args)
+    hint = (kind.hints.get(status) if kind is not None else None) or _COMMON_HINTS.get(status)
+    raise RemoteRenderingError(request.operation, hint=hint, **error_args)
+
+
+def check_token_answer(request: Request, response: Response) -> Response:
+    """An answer of the token service: a 401 there means the account id or key is wrong."""
+    if response.status == 401:
+        message, code = service_error(response.text)
+        raise RemoteRenderingError(
+            request.operation,
+            http_status=401,
+            service_message=message,
+            ms_cv=response.ms_cv,
+            code=code,
+            hint="The token service refused the credentials: check your account id (login) and account key "
+            "(password) in the connection.",
+        )
+    return check(request, response)
+
+
+def check_api_answer(request: Request, response: Response) -> Response:
+    """An answer of the service's API: a 401 means the token must be fetched again (once)."""
+    if response.status == 401:
+        raise TokenRefused()
+    return check(request, response)
+
+
+def transport_error(request: Request, failure: TransportFailure) -> RemoteRenderingError:
+    """Map a failure to get an answer; a create that may have reached the service is not retried."""
+    kind = request.resource
+    if not request.retry_safe and not failure.sent_nothing and kind is not None:
+        return kind.may_exist(request.operation, service_message=str(failure), hint=kind.may_exist_hint)
+    return TransientError(request.operation, service_message=str(failure))
+
+
+def _give_up(retry_state: tenacity.RetryCallState) -> Any:
+    """Re-raise the last error with a sentence on how long we tried."""
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    assert isinstance(error, RemoteRenderingError)
+    hint = (
+        f"Gave up after {retry_state.attempt_number} attempt(s) in {retry_state.seconds_since_start:.1f} s "
+        "(connection extras retry_limit / retry_max_time set the budget)."
+    )
+    # A give-up is final: the public type, so an outer retry loop (a token fetch inside a call) stops too.
+    final_type = RemoteRenderingError if type(error) is TransientError else type(error)
+    raise error.with_hint(hint, final_type) from error
+
+
+def retry_kwargs(settings: ConnectionSettings, request: Request, log: Logger) -> dict[str, Any]:
+    """Tenacity's arguments for one call: jittered exponential backoff or ``Retry-After``, and a budget."""
+
+    def wait(retry_state: tenacity.RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        after = getattr(error, "retry_after", None)
+        if after is not None:
+            return float(after)
+        ceiling = min(
+            settings.retry_max_wait, settings.retry_min_wait * 2 ** (retry_state.attempt_number - 1)
+        )
+        return random.uniform(ceiling / 2, ceiling)
+
+    def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        log.warning(
+            "%s failed (attempt %d): %s; retrying in %.1f s",
+            request.operation,
+            retry_state.attempt_number,
+            error,
+            sleep,
+        )
+
+    return {
+        "stop": tenacity.stop_after_attempt(settings.retry_limit)
+        | tenacity.stop_before_delay(settings.retry_max_time),
+        "wait": wait,
+        "retry": tenacity.retry_if_exception_type(TransientError),
+        "before_sleep": before_sleep,
+        "retry_error_callback": _give_up,
+        "reraise": True,
+    }

@@ -1,0 +1,188 @@
+"""Connection settings: every field of an Airflow connection the hook uses, checked once.
+
+Errors name the connection and the field (never the secret's value) and are raised before any HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_arr.models import API_VERSIONS, ArrInputError, validate_session_id
+
+DEFAULT_STS_URL = "https://sts.mixedreality.azure.com"
+REGION_URL = "https://remoterendering.{region}.mixedreality.azure.com"
+
+_CONNECTION_EXTRAS = {
+    # name: (type, default)
+    "connect_timeout": (float, 10.0),
+    "read_timeout": (float, 30.0),
+    "retry_limit": (int, 6),
+    "retry_max_time": (float, 120.0),
+    "retry_min_wait": (float, 1.0),
+    "retry_max_wait": (float, 30.0),
+}
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Everything the hook needs from an Airflow connection, checked once.
+
+    :param base_url: the session API's base URL, without a trailing slash.
+    :param sts_url: the token service's base URL.
+    :param account_id: the ARR account id (a GUID).
+    :param account_key: the account key (secret).
+    :param api_version: the API dialect, ``v1`` or ``2021-01-01``.
+    :param connect_timeout: seconds to wait for a TCP connection.
+    :param read_timeout: seconds to wait for an answer.
+    :param retry_limit: attempts per call.
+    :param retry_max_time: seconds one call may spend retrying.
+    :param retry_min_wait: the shortest wait between two attempts, in seconds.
+    :param retry_max_wait: the longest wait between two attempts, in seconds.
+    """
+
+    base_url: str
+    sts_url: str
+    account_id: str
+    account_key: str = field(repr=False)
+    api_version: str = "v1"
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    retry_limit: int = 6
+    retry_max_time: float = 120.0
+    retry_min_wait: float = 1.0
+    retry_max_wait: float = 30.0
+
+    @property
+    def token_cache_key(self) -> tuple[str, str, str]:
+        """
+        Where this connection's token lives in the process-wide cache.
+
+        The key's hash is part of it: a connection with a wrong key must not reuse a token fetched
+        with the right one (Airflow's "Test connection" would say "Connected").
+        """
+        return (self.sts_url, self.account_id, hashlib.sha256(self.account_key.encode()).hexdigest())
+
+    @classmethod
+    def from_connection(
+        cls, conn_id: str, host: str | None, login: str | None, password: str | None, extra: Mapping[str, Any]
+    ) -> ConnectionSettings:
+        """Validate a connection's fields; errors name the connection and the field.
+
+        :param conn_id: the connection id, for error messages.
+        :param host: the connection's host: the service base URL.
+        :param login: the account id.
+        :param password: the account key.
+        :param extra: the connection's extras.
+        """
+
+        def where(name: str) -> str:
+            return f"connection {conn_id!r} {name}"
+
+        if not isinstance(extra, Mapping):
+            raise ArrInputError(where("extra"), "must be a JSON object")
+        region = extra.get("region")
+        if host:
+            base_url = host.strip()
+        elif region:
+            if not isinstance(region, str) or not region.isalnum():
+                raise ArrInputError(
+                    where("extra 'region'"), f"must be a region name like 'westus2', got {region!r}"
+                )
+            base_url = REGION_URL.format(region=region.lower())
+        else:
+            raise ArrInputError(
+                where("host"),
+                "is empty; set the service URL (e.g. https://remoterendering.westus2.mixedreality.azure.com) "
+                "or the extra 'region'",
+            )
+        sts_url = extra.get("sts_url") or DEFAULT_STS_URL
+        if not isinstance(sts_url, str):
+            raise ArrInputError(
+                where("extra 'sts_url'"), f"must be a URL string, got {type(sts_url).__name__}"
+            )
+        account_id = (login or "").strip()
+        try:
+            validate_session_id(account_id, where("login (account id)"))
+        except ArrInputError:
+            raise ArrInputError(
+                where("login (account id)"), f"must be the account's GUID, got {account_id!r}"
+            ) from None
+        if not password:
+            raise ArrInputError(where("password (account key)"), "is empty")
+        api_version = extra.get("api_version") or "v1"
+        if api_version not in API_VERSIONS:
+            raise ArrInputError(
+                where("extra 'api_version'"), f"must be one of {API_VERSIONS}, got {api_version!r}"
+            )
+        numbers: dict[str, Any] = {}
+        for name, (kind, default) in _CONNECTION_EXTRAS.items():
+            value = extra.get(name, default)
+            try:
+                number = kind(value)
+            except (TypeError, ValueError, OverflowError):
+                raise ArrInputError(where(f"extra {name!r}"), f"must be a number, got {value!r}") from None
+            if not math.isfinite(number):
+                raise ArrInputError(where(f"extra {name!r}"), f"must be a finite number, got {value!r}")
+            if number <= 0 and name != "retry_min_wait":
+                raise ArrInputError(where(f"extra {name!r}"), f"must be greater than zero, got {value!r}")
+            numbers[name] = number
+        return cls(
+            base_url=checked_url(base_url, where("host")),
+            sts_url=checked_url(sts_url, where("extra 'sts_url'")),
+            account_id=account_id.lower(),
+            account_key=password,
+            api_version=api_version,
+            **numbers,
+        )
+
+
+def check_raw_extra(conn_id: str, extra: str | None) -> None:
+    """
+    Refuse extras that are not a JSON object.
+
+    Airflow reads unparsable extras as ``{}``, which would silently send the key to the default STS.
+    """
+    if not extra or not extra.strip():
+        return
+    try:
+        parsed = json.loads(extra)
+    except ValueError:
+        raise ArrInputError(f"connection {conn_id!r} extra", "is not valid JSON") from None
+    if not isinstance(parsed, dict):
+        raise ArrInputError(
+            f"connection {conn_id!r} extra", f"must be a JSON object, got {type(parsed).__name__}"
+        )
+
+
+def checked_url(url: str, where: str) -> str:
+    """Refuse URLs without a scheme, and plain http to anything but loopback (it would expose secrets)."""
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError as error:
+        raise ArrInputError(where, f"is not a valid URL ({error}): {url!r}") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ArrInputError(where, f"must be a full http(s) URL like https://host, got {url!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ArrInputError(
+            where,
+            f"uses plain http:// to {parts.hostname!r}; the account key and tokens are only sent over https "
+            "(plain http is allowed for loopback addresses, e.g. the emulator)",
+        )
+    return url.strip().rstrip("/")
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False

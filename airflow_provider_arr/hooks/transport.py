@@ -1,0 +1,290 @@
+"""The two transports: one pooled ``requests.Session`` per hook, one ``httpx.AsyncClient`` per event loop.
+
+They only move a :class:`Request` to the wire and an answer back as a :class:`Response`. What an answer
+or a failure means (retry, error, which error) is the answer policy's business (``policy.py``);
+a failure to get an answer is reported as a :class:`TransportFailure` that says whether the request
+could have reached the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from airflow_provider_arr.exceptions import RemoteRenderingError
+
+if TYPE_CHECKING:
+    import requests  # imported where used: it would add ~40 ms to every DAG file that imports us
+
+    from airflow_provider_arr.hooks.policy import ResourceKind
+    from airflow_provider_arr.hooks.settings import ConnectionSettings
+
+
+class Logger(Protocol):
+    """What the hook package logs through: a stdlib logger or Airflow's structlog logger."""
+
+    def debug(self, event: Any, *args: Any) -> Any: ...
+    def info(self, event: Any, *args: Any) -> Any: ...
+    def warning(self, event: Any, *args: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Request:
+    """One call to the service, before credentials are added.
+
+    :param operation: the hook operation, for errors and logs (``create_session``).
+    :param method: the HTTP method.
+    :param url: the full URL, query string included.
+    :param body: the JSON body, if any.
+    :param ok: the HTTP statuses that mean success.
+    :param retry_safe: False where a blind retry could start a second billed resource (a v1 create).
+    :param resource: what the call is about; chooses the not-found error, hints and "may exist" text.
+    :param resource_id: the id the client chose (a 2021-01-01 create).
+    :param sts: a token-service call: authorized with the account key instead of a token.
+    """
+
+    operation: str
+    method: str
+    url: str
+    body: dict[str, Any] | None = None
+    ok: frozenset[int] = frozenset({200})
+    retry_safe: bool = True
+    resource: ResourceKind | None = None
+    resource_id: str | None = None
+    sts: bool = False
+
+
+@dataclass(frozen=True)
+class Response:
+    """One answer: status, headers (case-insensitive mapping) and body text."""
+
+    status: int
+    headers: Mapping[str, str]
+    text: str
+
+    @property
+    def ms_cv(self) -> str | None:
+        """The ``MS-CV`` correlation vector the service team needs to trace the call."""
+        return self.headers.get("ms-cv") or self.headers.get("MS-CV")
+
+    def json(self, operation: str) -> Any:
+        """The body as JSON (``None`` if empty); a non-JSON body is a :class:`RemoteRenderingError`."""
+        try:
+            return json.loads(self.text) if self.text else None
+        except ValueError:
+            raise RemoteRenderingError(
+                operation,
+                http_status=self.status,
+                service_message=f"answer is not JSON: {self.text[:200]!r}",
+                ms_cv=self.ms_cv,
+            ) from None
+
+
+class TransportFailure(Exception):
+    """No answer came: the network, TLS or the HTTP library failed.
+
+    :param error: the library's exception.
+    :param sent_nothing: True when the request certainly did not reach the service (connect failures).
+    """
+
+    def __init__(self, error: Exception, sent_nothing: bool) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+        self.sent_nothing = sent_nothing
+
+
+def _headers(request: Request, credential: str) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {credential}", "Accept": "application/json"}
+    if request.body is not None:
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
+def _log_call(log: Logger, request: Request, status: int | str, ms_cv: str | None, started: float) -> None:
+    from urllib.parse import urlsplit
+
+    log.debug(
+        "ARR %s %s -> %s (MS-CV %s) in %.0f ms",
+        request.method,
+        urlsplit(request.url).path,
+        status,
+        ms_cv or "-",
+        (time.perf_counter() - started) * 1000,
+    )
+
+
+def _sent_nothing(error: BaseException) -> bool:
+    """Whether a transport error happened before the request could reach the service."""
+    import requests
+
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(error, requests.exceptions.ConnectionError):
+        # urllib3 reports refused or unreachable hosts as NewConnectionError inside MaxRetryError.
+        from urllib3.exceptions import NewConnectionError
+
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        return isinstance(reason, NewConnectionError)
+    import httpx
+
+    return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+class SyncTransport:
+    """A pooled ``requests.Session``, created on first use."""
+
+    def __init__(self, log: Logger) -> None:
+        self._log = log
+        self._http: requests.Session | None = None
+
+    def send(self, request: Request, credential: str, settings: ConnectionSettings) -> Response:
+        """Send one request; raise :class:`TransportFailure` if no answer came."""
+        import requests
+
+        if self._http is None:
+            self._http = requests.Session()
+        started = time.perf_counter()
+        try:
+            answer = self._http.request(
+                request.method,
+                request.url,
+                json=request.body,
+                headers=_headers(request, credential),
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                allow_redirects=False,
+            )
+        except requests.RequestException as error:
+            _log_call(self._log, request, type(error).__name__, None, started)
+            raise TransportFailure(error, _sent_nothing(error)) from None
+        response = Response(answer.status_code, answer.headers, answer.text)
+        _log_call(self._log, request, response.status, response.ms_cv, started)
+        return response
+
+    def close(self) -> None:
+        """Close the pooled session (a later call opens a new one)."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+
+#: Requests in flight at once on one event loop's shared client (all hosts together); more wait in turn.
+#: 20 carry 200 polls a second at 100 ms each: 1,000 sessions polled every 5 s. httpcore's pool scans
+#: every connection on every request, so a bigger pool costs CPU on each poll (tests/benchmarks).
+ASYNC_MAX_CONNECTIONS = 20
+#: Idle connections the shared client keeps open: all of them (httpcore closes an idle connection
+#: whenever the pool holds more connections than this, busy ones included).
+ASYNC_MAX_KEEPALIVE = ASYNC_MAX_CONNECTIONS
+
+
+class SharedAsyncClient:
+    """An ``httpx.AsyncClient`` for one event loop, and the slots that bound the requests in flight.
+
+    httpcore's pool does work proportional to (queued requests x connections) on every request
+    event; letting only as many requests into it as it has connections keeps that cost flat when
+    thousands of triggers poll at once.
+    """
+
+    def __init__(self) -> None:
+        import httpx
+
+        self.client = httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=ASYNC_MAX_CONNECTIONS, max_keepalive_connections=ASYNC_MAX_KEEPALIVE
+            ),
+        )
+        self.slots = asyncio.Semaphore(ASYNC_MAX_CONNECTIONS)
+        self.users = 0
+
+    async def acquire_slot(self, timeout: float) -> None:
+        """Wait for a free slot, at most ``timeout`` seconds (httpx's pool timeout), then take it."""
+        if not self.slots.locked():
+            await self.slots.acquire()
+            return
+        import httpx
+
+        try:
+            async with asyncio.timeout(timeout):
+                await self.slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout(f"no free connection within {timeout:g} s") from None
+
+
+class _AsyncClients:
+    """One :class:`SharedAsyncClient` per event loop, shared by the hooks on it, closed with its last user.
+
+    A client costs an SSL context (about 1 MB and up to 0.1 s of CPU), and a triggerer may
+    run thousands of triggers on one loop: sharing one client keeps that cost, and the number of open
+    connections, independent of the number of waits. Timeouts are set per request.
+    """
+
+    def __init__(self) -> None:
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedAsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def acquire(self, loop: asyncio.AbstractEventLoop) -> SharedAsyncClient:
+        shared = self._clients.get(loop)
+        if shared is None:
+            shared = self._clients[loop] = SharedAsyncClient()
+        shared.users += 1
+        return shared
+
+    async def release(self, loop: asyncio.AbstractEventLoop, shared: SharedAsyncClient) -> None:
+        shared.users -= 1
+        if shared.users <= 0:
+            if self._clients.get(loop) is shared:
+                del self._clients[loop]
+            await shared.client.aclose()
+
+
+async_clients = _AsyncClients()
+
+
+class AsyncTransport:
+    """The event loop's :class:`SharedAsyncClient`, taken on first use and released by :meth:`close`."""
+
+    def __init__(self, log: Logger) -> None:
+        self._log = log
+        self._shared: SharedAsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def send(self, request: Request, credential: str, settings: ConnectionSettings) -> Response:
+        """Send one request; raise :class:`TransportFailure` if no answer came."""
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        if self._shared is None or self._loop is not loop:
+            self._shared, self._loop = async_clients.acquire(loop), loop
+        shared = self._shared
+        started = time.perf_counter()
+        try:
+            await shared.acquire_slot(settings.read_timeout)
+            try:
+                answer = await shared.client.request(
+                    request.method,
+                    request.url,
+                    json=request.body,
+                    headers=_headers(request, credential),
+                    timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+                )
+            finally:
+                shared.slots.release()
+        except httpx.HTTPError as error:
+            _log_call(self._log, request, type(error).__name__, None, started)
+            raise TransportFailure(error, _sent_nothing(error)) from None
+        response = Response(answer.status_code, answer.headers, answer.text)
+        _log_call(self._log, request, response.status, response.ms_cv, started)
+        return response
+
+    async def close(self) -> None:
+        """Release the shared client (it is closed with its last user)."""
+        if self._shared is not None and self._loop is not None:
+            shared, loop = self._shared, self._loop
+            self._shared = self._loop = None
+            await async_clients.release(loop, shared)
