@@ -100,3 +100,27 @@ def _rebuild(cls: type[RemoteRenderingError], *args: object) -> RemoteRenderingE
         hint=hint,  # type: ignore[arg-type]
         code=code,  # type: ignore[arg-type]
     )
+
+
+class RemoteRenderingWaitError(AirflowException):
+    """A wait for Ready ended without Ready; ``properties`` is the session's last known state.
+
+    :param message: what happened.
+    :param properties: the last :class:`~airflow_provider_arr.models.SessionProperties` read, if any.
+    """
+
+    def __init__(self, message: str, properties: object | None = None) -> None:
+        super().__init__(message)
+        self.properties = properties
+
+
+class RemoteRenderingSessionNeverReadyError(RemoteRenderingWaitError):
+    """The session is Stopping, Stopped, Expired or in Error: it will never become Ready."""
+
+
+class RemoteRenderingWaitTimeoutError(RemoteRenderingWaitError):
+    """The deadline passed while the session was still Starting."""
+
+
+class RemoteRenderingWaitCancelledError(RemoteRenderingWaitError):
+    """The task was killed while it waited."""

@@ -25,6 +25,21 @@ def _fresh_token_cache():
     clear_token_cache()
 
 
+@pytest.fixture(autouse=True)
+def ownership_records():
+    """Operators run here without a task runner: their ownership records go to a dict, fresh per test.
+
+    ``dag.test`` runs (tests/airflow/_dag_runner.py, its own process) and the e2e deployment use the
+    real store, Airflow Variables.
+    """
+    from airflow_provider_arr import ownership
+
+    records = ownership.MemoryLedger()
+    ownership.use_ledger(records)
+    yield records
+    ownership.use_ledger(None)
+
+
 @pytest.fixture
 def emulator():
     from airflow_provider_arr.emulator import ArrEmulator

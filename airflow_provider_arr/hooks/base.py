@@ -9,6 +9,7 @@ thrown in) or a :class:`Pause`. :meth:`RemoteRenderingBaseHook._run` drives it w
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 import tenacity
 from airflow.sdk import BaseHook
 
-from airflow_provider_arr.exceptions import RemoteRenderingError
+from airflow_provider_arr.exceptions import RemoteRenderingError, RemoteRenderingWaitCancelledError
 from airflow_provider_arr.hooks import policy
 from airflow_provider_arr.hooks.dialects import Dialect, dialect_for
 from airflow_provider_arr.hooks.settings import ConnectionSettings, check_raw_extra
@@ -97,6 +98,12 @@ class RemoteRenderingBaseHook(BaseHook):
     ) -> ConnectionSettings:
         return ConnectionSettings.from_connection(self.arr_conn_id, host, login, password, extra or {})
 
+    def log_to(self, logger: Any) -> None:
+        """Log through ``logger`` from now on (a trigger's or a task's logger, so lines land in its log)."""
+        self._log = logger
+        self._sync = SyncTransport(logger)
+        self._async = AsyncTransport(logger)
+
     @property
     def dialect(self) -> Dialect:
         """The connection's API dialect (URLs, bodies, answers and id rules of its ``api_version``)."""
@@ -154,8 +161,8 @@ class RemoteRenderingBaseHook(BaseHook):
 
     # ---------------------------------------------------------------- the drivers
 
-    def _run(self, steps: Steps[T]) -> T:
-        """Run a call's steps with the sync transport."""
+    def _run(self, steps: Steps[T], cancel: threading.Event | None = None) -> T:
+        """Run a call's steps with the sync transport; a set ``cancel`` ends a pause at once."""
         sent: Response | None = None
         error: BaseException | None = None
         while True:
@@ -165,7 +172,11 @@ class RemoteRenderingBaseHook(BaseHook):
                 return done.value
             sent, error = None, None
             if isinstance(step, Pause):
-                time.sleep(step.seconds)
+                if cancel is None:
+                    time.sleep(step.seconds)
+                elif cancel.wait(step.seconds):
+                    steps.close()
+                    raise RemoteRenderingWaitCancelledError("The task was killed while it waited")
                 continue
             try:
                 sent = self._call(step)

@@ -10,6 +10,7 @@ several requests, written once) and this module, the public calls.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any
@@ -148,6 +149,46 @@ class RemoteRenderingHook(RemoteRenderingBaseHook):
     async def astop_session(self, session_id: str) -> None:
         """Async :meth:`stop_session`."""
         await self._acall((await self.adialect()).stop_request(session_id))
+
+    def stop_session_if_active(self, session_id: str) -> str:
+        """
+        Stop a session unless it has ended or is ending; safe to call again, and on an unknown id.
+
+        :param session_id: the session's id.
+        :return: ``"Stopped"`` after a stop call, else the status it already had (``Stopping``,
+            ``Stopped``, ``Expired``, ``Error``) or ``"NotFound"``.
+        """
+        return self._run(sessions.stop_if_active_steps(self.dialect, self.log, session_id))
+
+    async def astop_session_if_active(self, session_id: str) -> str:
+        """Async :meth:`stop_session_if_active`."""
+        return await self._arun(sessions.stop_if_active_steps(await self.adialect(), self.log, session_id))
+
+    def wait_until_ready(
+        self, session_id: str, poll_interval: float, end_time: float, cancel: threading.Event | None = None
+    ) -> SessionProperties:
+        """
+        Block until the session is Ready, reading it every ``poll_interval`` seconds.
+
+        :param session_id: the session's id.
+        :param poll_interval: seconds between two reads (the service suggests 5 to 10).
+        :param end_time: the deadline as a UNIX timestamp.
+        :param cancel: set it (from another thread, e.g. ``on_kill``) to end the wait at once.
+        :raises RemoteRenderingSessionNeverReadyError: the session ended or is ending.
+        :raises RemoteRenderingWaitTimeoutError: the deadline passed while it was Starting.
+        :raises RemoteRenderingWaitCancelledError: ``cancel`` was set.
+        """
+        steps = sessions.wait_ready_steps(self.dialect, self.log, session_id, poll_interval, end_time)
+        return self._run(steps, cancel)
+
+    async def await_until_ready(
+        self, session_id: str, poll_interval: float, end_time: float
+    ) -> SessionProperties:
+        """Async :meth:`wait_until_ready` (cancel it by cancelling the task)."""
+        steps = sessions.wait_ready_steps(
+            await self.adialect(), self.log, session_id, poll_interval, end_time
+        )
+        return await self._arun(steps)
 
     def test_connection(self) -> tuple[bool, str]:
         """Fetch a token and list the sessions; used by Airflow's "Test connection" button."""

@@ -7,19 +7,37 @@ extended.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Any
 
-from airflow_provider_arr.exceptions import RemoteRenderingError, RemoteRenderingSessionMayExistError
+from airflow_provider_arr.exceptions import (
+    RemoteRenderingError,
+    RemoteRenderingSessionMayExistError,
+    RemoteRenderingSessionNeverReadyError,
+    RemoteRenderingSessionNotFoundError,
+    RemoteRenderingWaitTimeoutError,
+)
 from airflow_provider_arr.hooks.base import Pause, Steps
 
-__all__ = ["ADOPTION_LISTINGS", "Steps", "create_steps", "get_steps", "list_steps", "update_steps"]
+__all__ = [
+    "ADOPTION_LISTINGS",
+    "Steps",
+    "create_steps",
+    "get_steps",
+    "list_steps",
+    "stop_if_active_steps",
+    "update_steps",
+    "wait_ready_steps",
+]
 from airflow_provider_arr.hooks.dialects import SESSION_MAY_EXIST, Dialect
 from airflow_provider_arr.hooks.transport import Logger, Request
 from airflow_provider_arr.models import (
     SessionProperties,
+    SessionStatus,
     format_timespan,
+    never_ready_message,
     new_matching_sessions,
     validate_lease,
 )
@@ -140,3 +158,63 @@ def _adopt(
         new[0].session_id,
     )
     return new[0].session_id
+
+
+def wait_ready_steps(
+    dialect: Dialect, log: Logger, session_id: str, poll_interval: float, end_time: float
+) -> Steps[SessionProperties]:
+    """
+    Read the session every ``poll_interval`` seconds until it is Ready; the one wait of the package.
+
+    :param end_time: the deadline, a UNIX timestamp (``time.time()`` clock, absolute so that a process
+        or triggerer restart does not reset it).
+    :raises RemoteRenderingSessionNeverReadyError: it is Stopping, Stopped, Expired or Error.
+    :raises RemoteRenderingWaitTimeoutError: ``end_time`` passed while it was Starting.
+    """
+    while True:
+        properties = yield from get_steps(dialect, session_id)
+        log.info(
+            "Session %s is %s (elapsed %s of lease %s)",
+            session_id,
+            properties.status.value,
+            format_timespan(properties.elapsed_time),
+            format_timespan(properties.max_lease_time),
+        )
+        if properties.status == SessionStatus.READY:
+            return properties
+        if properties.status != SessionStatus.STARTING:
+            raise RemoteRenderingSessionNeverReadyError(never_ready_message(properties), properties)
+        remaining = end_time - time.time()
+        if remaining <= 0:
+            raise RemoteRenderingWaitTimeoutError(
+                f"Session {session_id} was still Starting when the wait timed out", properties
+            )
+        yield Pause(min(poll_interval, remaining))
+
+
+def stop_if_active_steps(dialect: Dialect, log: Logger, session_id: str) -> Steps[str]:
+    """
+    Stop a session unless it has ended or is ending; the one "stop" rule of the package.
+
+    Returns the outcome: ``"Stopped"`` after a stop call, the status it already had (``Stopping``,
+    ``Stopped``, ``Expired``, ``Error``) or ``"NotFound"``. If its status cannot be read, it is stopped
+    anyway. Service errors of the stop call itself are raised.
+    """
+    try:
+        status: SessionStatus | None = (yield from get_steps(dialect, session_id)).status
+    except RemoteRenderingSessionNotFoundError:
+        log.info("Session %s does not exist (any more); nothing to stop", session_id)
+        return "NotFound"
+    except RemoteRenderingError as error:
+        log.warning("Could not read the status of session %s (%s); stopping it anyway", session_id, error)
+        status = None
+    if status is not None and (status.is_terminal or status == SessionStatus.STOPPING):
+        log.info("Session %s is already %s; nothing to stop", session_id, status.value)
+        return status.value
+    try:
+        yield dialect.stop_request(session_id)
+    except RemoteRenderingSessionNotFoundError:
+        log.info("Session %s does not exist (any more); nothing to stop", session_id)
+        return "NotFound"
+    log.info("Stopped session %s (it was %s)", session_id, status.value if status else "of unknown status")
+    return SessionStatus.STOPPED.value

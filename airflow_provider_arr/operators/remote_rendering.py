@@ -1,134 +1,66 @@
 """Operators that create, extend and stop Azure Remote Rendering sessions.
 
-A session is a billed cloud VM: it costs money from creation until it stops. The create operator
-therefore stops the session it created whenever its own wait for Ready fails, times out or is killed,
-and the stop operator is idempotent so it can run as a teardown and on retries.
+A session is a billed cloud VM: it costs money from creation until it stops. So the create operator
+records every session it is about to start in a durable ownership record (see
+:mod:`airflow_provider_arr.ownership`) before the create call is sent, reconnects to its own session on
+a retry or a cleared re-run instead of starting a second, and stops the session it created whenever its
+own wait for Ready fails, times out or is killed. The stop operator is idempotent and, as a teardown,
+stops everything the create task started, in all its tries, also when the create failed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from functools import cached_property, partial
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_arr.exceptions import RemoteRenderingSessionNotFoundError
+from airflow_provider_arr.exceptions import (
+    RemoteRenderingSessionNotFoundError,
+    RemoteRenderingWaitCancelledError,
+    RemoteRenderingWaitError,
+    RemoteRenderingWaitTimeoutError,
+)
 from airflow_provider_arr.models import (
-    API_2021,
     MAX_LEASE_TIME,
     ArrInputError,
-    SessionProperties,
     SessionStatus,
     format_timespan,
-    lease_minutes,
     validate_lease,
-    validate_models,
-    validate_session_id,
-    validate_size,
 )
+from airflow_provider_arr.operators import _create
+from airflow_provider_arr.operators._create import task_instance_session_id
+from airflow_provider_arr.operators.base import RemoteRenderingBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 
 #: How long ``on_kill`` may spend stopping the session the task created.
 STOP_ON_KILL_TIMEOUT = 20.0
-#: On 2021-01-01, how many ended sessions of a task's id may precede the one it creates.
-MAX_ENDED_PREDECESSORS = 20
-_NOT_IN_SESSION_IDS = re.compile(r"[^A-Za-z0-9_-]+")
+__all__ = [
+    "STOP_ON_KILL_TIMEOUT",
+    "RemoteRenderingCreateSessionOperator",
+    "RemoteRenderingExtendSessionOperator",
+    "RemoteRenderingStopSessionOperator",
+    "task_instance_session_id",
+]
 
 
-def task_instance_session_id(context: Context) -> str:
-    """
-    A ``2021-01-01`` session id that is the same for every try of one task instance.
-
-    Readable (dag id, task id, map index, run id, with characters the service refuses replaced) and
-    unique (a hash of the exact values), within the service's 256 characters of ``[A-Za-z0-9_-]``.
-
-    :param context: the task's context.
-    """
-    ti = context["ti"]
-    map_index = getattr(ti, "map_index", -1)
-    if map_index is None:
-        map_index = -1
-    exact = "\x1f".join((ti.dag_id, ti.run_id, ti.task_id, str(map_index)))
-    digest = hashlib.sha256(exact.encode()).hexdigest()[:16]
-    readable = _NOT_IN_SESSION_IDS.sub("-", f"{ti.dag_id}-{ti.task_id}-{map_index}-{ti.run_id}").strip("-")
-    return f"{readable[:200]}-{digest}"
-
-
-def _numbered(base: str, number: int) -> str:
-    suffix = f"-{number}"
-    return base[: 256 - len(suffix)] + suffix
-
-
-class _RemoteRenderingBaseOperator(BaseOperator):
-    """Shared bits: the connection id, a lazily built hook, and input checks that fail without retries.
-
-    :param arr_conn_id: the Airflow connection id of the ARR account. (templated)
-    """
-
-    template_fields: Sequence[str] = ("arr_conn_id",)
-
-    def __init__(self, *, arr_conn_id: str = "arr_default", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.arr_conn_id = arr_conn_id
-
-    @cached_property
-    def hook(self) -> RemoteRenderingHook:
-        """The hook for :attr:`arr_conn_id` (imported lazily to keep DAG parsing cheap)."""
-        from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
-
-        return RemoteRenderingHook(arr_conn_id=self.arr_conn_id)
-
-    def _checked_session_id(self, value: Any) -> str:
-        """The session id, checked by the rules of the connection's API dialect, before any HTTP."""
-        try:
-            return validate_session_id(value, api_version=self.hook.settings.api_version)
-        except ArrInputError as error:
-            raise AirflowFailException(str(error)) from None
-
-    def _stop_quietly(self, session_id: str, reason: str) -> None:
-        """Stop a session this task created, best effort: log failures instead of raising them."""
-        from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
-
-        # A fresh hook: on_kill runs in another thread or a signal handler, maybe while self.hook is busy.
-        hook = RemoteRenderingHook(arr_conn_id=self.arr_conn_id)
-        try:
-            try:
-                status: SessionStatus | None = hook.get_session(session_id).status
-            except RemoteRenderingSessionNotFoundError:
-                self.log.info("Session %s no longer exists; nothing to stop", session_id)
-                return
-            except Exception as error:
-                self.log.warning(
-                    "Could not read the status of session %s (%s); stopping it anyway", session_id, error
-                )
-                status = None
-            if status is not None and status.is_terminal:
-                self.log.info("Session %s is already %s; nothing to stop", session_id, status.value)
-                return
-            self.log.warning("Stopping session %s because %s", session_id, reason)
-            hook.stop_session(session_id)
-            self.log.info("Stopped session %s", session_id)
-        except RemoteRenderingSessionNotFoundError:
-            self.log.info("Session %s no longer exists; nothing to stop", session_id)
-        except Exception:
-            self.log.exception("Could not stop session %s; stop it by hand, it is billed", session_id)
-        finally:
-            hook.close()
-
-
-class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
+class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
     """Create a rendering session; optionally wait until it is Ready.
+
+    Before anything is created, the task's durable ownership record is read: a session that an earlier
+    try (or the run before a clear) started and that is still Starting or Ready is reconnected to, other
+    active ones of this task are stopped, so one task instance never has two sessions alive. What is
+    about to be created is recorded before the create call is sent (on ``v1``: the request and the
+    account's sessions just before; on ``2021-01-01``: the id), so a try that dies at any instant leaves
+    a record that the next try, the teardown and the session janitor act on.
 
     The session id is pushed to XCom (key ``session_id``) right after creation, before any wait, and
     returned (``return_value``). With ``wait_for_ready``, the session's properties are pushed as
@@ -188,32 +120,30 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
         self._creating: str | tuple[timedelta, str] | None = None
 
     def execute(self, context: Context) -> str:
+        from airflow_provider_arr import ownership
+        from airflow_provider_arr.operators._owned import reconcile
+
         try:  # everything that can be checked is checked before any HTTP; no retry fixes bad input
-            lease = validate_lease(self.max_lease_time)
-            size = validate_size(self.size)
-            models = validate_models(self.models)
-            api_version = self.hook.settings.api_version
-            if api_version == API_2021:
-                lease_minutes(lease)
-                if models:
-                    raise ArrInputError(
-                        "models", "the 2021-01-01 API does not preload models; leave it empty"
-                    )
-            elif self.session_id is not None:
-                raise ArrInputError("session_id", "the v1 API chooses session ids itself; leave it unset")
+            dialect = self.hook.dialect
+            lease, size, models = dialect.check_create(
+                self.max_lease_time, self.size, self.models, self.session_id
+            )
         except ArrInputError as error:
             raise AirflowFailException(str(error)) from None
-        if api_version == API_2021:
-            session_id = self._create_or_reconnect(context, lease, size, models)
-        else:
-            self._creating = (lease, size)
-            try:
-                session_id = self.hook.create_session(lease, size, models)
-            finally:
-                self._creating = None
-            self.log.info(
-                "Created %s session %s with a lease of %s", size, session_id, format_timespan(lease)
-            )
+        ti = context["ti"]
+        try_number = int(getattr(ti, "try_number", 1) or 1)
+        owner = ownership.Owner.of(ti)
+        record = ownership.load(owner) or ownership.OwnershipRecord(
+            owner, self.arr_conn_id, dialect.api_version
+        )
+        # Claim the record first: a killed wait of an older try then leaves what we reconnect to alone.
+        record.claimed_by_try = max(record.claimed_by_try, try_number)
+        ownership.save(record)
+        session_id = reconcile(self.hook, record, size, self.log)
+        if session_id is None and dialect.client_names_sessions:
+            session_id = _create.create_or_reconnect(self, context, record, try_number, lease, size, models)
+        elif session_id is None:
+            session_id = _create.create_v1(self, record, try_number, lease, size, models)
         context["ti"].xcom_push(key="session_id", value=session_id)
         if not self.wait_for_ready:
             return session_id
@@ -226,89 +156,39 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
                 poll_interval=self.poll_interval,
                 end_time=time.time() + self.timeout,
                 stop_on_kill=True,
+                owner_key=owner.key,
+                owner_try=try_number,
             )
             self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
         killed = self._killed = threading.Event()
         self._waiting_for = session_id
         try:
-            properties = self._wait_until_ready(session_id, killed)
+            properties = self.hook.wait_until_ready(
+                session_id, self.poll_interval, time.time() + self.timeout, killed
+            )
         except BaseException as error:
             if not killed.is_set():
                 self._stop_quietly(session_id, f"waiting for Ready failed ({error})")
-            raise
+            raise self._wait_failure(session_id, error) from error
         finally:
             self._waiting_for = self._killed = None
         self._push_ready(context, properties.to_dict())
         return session_id
 
-    def _create_or_reconnect(self, context: Context, lease: timedelta, size: str, models: list[str]) -> str:
-        """
-        On ``2021-01-01``: create the session under a retry-stable id, or reconnect to it.
-
-        A retry of this task finds the session its earlier try started (even if that try crashed
-        before it could record the id) and reconnects, instead of starting a second billed VM.
-        """
-        base = self.session_id or task_instance_session_id(context)
-        base = self._checked_session_id(base)
-        for attempt in range(MAX_ENDED_PREDECESSORS + 1):
-            candidate = base if attempt == 0 else _numbered(base, attempt + 1)
-            try:
-                existing = self.hook.get_session(candidate)
-            except RemoteRenderingSessionNotFoundError:
-                self._creating = candidate
-                try:
-                    session_id = self.hook.create_session(lease, size, models, session_id=candidate)
-                except ArrInputError as error:
-                    raise AirflowFailException(str(error)) from None
-                finally:
-                    self._creating = None
-                self.log.info(
-                    "Created %s session %s with a lease of %s", size, session_id, format_timespan(lease)
-                )
-                return session_id
-            if existing.status.is_active:
-                self.log.info(
-                    "Session %s (started by an earlier try of this task) is %s; reconnecting to it",
-                    candidate,
-                    existing.status.value,
-                )
-                return candidate
-            self.log.info(
-                "Session %s has already ended (%s); using a new id", candidate, existing.status.value
+    def _wait_failure(self, session_id: str, error: BaseException) -> BaseException:
+        if isinstance(error, RemoteRenderingWaitTimeoutError):
+            return AirflowException(
+                f"Session {session_id} was not Ready after {self.timeout:g} s (still Starting)"
             )
-        raise AirflowFailException(
-            f"session_id: {MAX_ENDED_PREDECESSORS + 1} sessions named after {base!r} have already ended; "
-            "pass a session_id of your own"
-        )
-
-    def _wait_until_ready(self, session_id: str, killed: threading.Event) -> SessionProperties:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            properties = self.hook.get_session(session_id)
-            self.log.info(
-                "Session %s is %s (elapsed %s of lease %s)",
-                session_id,
-                properties.status.value,
-                format_timespan(properties.elapsed_time),
-                format_timespan(properties.max_lease_time),
-            )
-            if properties.status == SessionStatus.READY:
-                return properties
-            if properties.status != SessionStatus.STARTING:
-                from airflow_provider_arr.triggers.remote_rendering import failure_message
-
-                raise AirflowException(failure_message(properties))
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AirflowException(
-                    f"Session {session_id} was not Ready after {self.timeout:g} s (still Starting)"
-                )
-            if killed.wait(min(self.poll_interval, remaining)):
-                raise AirflowException(f"Task killed while waiting for session {session_id}")
+        if isinstance(error, RemoteRenderingWaitCancelledError):
+            return AirflowException(f"Task killed while waiting for session {session_id}")
+        if isinstance(error, RemoteRenderingWaitError):
+            return AirflowException(str(error))
+        return error
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the session id if Ready, else stop the session and fail."""
-        from airflow_provider_arr.triggers.remote_rendering import validate_event
+        from airflow_provider_arr.triggers.events import validate_event
 
         try:
             event = validate_event(event)
@@ -337,7 +217,8 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
 
         Bounded by ``STOP_ON_KILL_TIMEOUT``. Killed while the create call is in flight, the service may
         already have started the session: on 2021-01-01 its id is known and it is stopped; on v1 the
-        account is listed and the one new session matching this create is stopped.
+        account is listed and the one new session matching this create is stopped. A kill that gives no
+        chance to run this (SIGKILL, OOM) is covered by the ownership record instead.
         """
         session_id, killed, creating = self._waiting_for, self._killed, self._creating
         if killed is not None:
@@ -348,7 +229,7 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
         elif isinstance(creating, str):
             stop = partial(self._stop_quietly, creating, "the task was killed while creating it")
         elif creating is not None:
-            stop = partial(self._stop_in_flight_v1_create, creating)
+            stop = partial(_create.stop_in_flight_v1_create, self, creating)
         else:
             return
         worker = threading.Thread(target=stop, daemon=True)
@@ -356,45 +237,12 @@ class RemoteRenderingCreateSessionOperator(_RemoteRenderingBaseOperator):
         worker.join(STOP_ON_KILL_TIMEOUT)
         if worker.is_alive():
             self.log.error(
-                "Stopping the session of killed task took over %.0f s; check the account's sessions by hand",
+                "Stopping the session of the killed task took over %.0f s; the teardown or janitor stops it",
                 STOP_ON_KILL_TIMEOUT,
             )
 
-    def _stop_in_flight_v1_create(self, requested: tuple[timedelta, str]) -> None:
-        """Find and stop the session a killed v1 create may have started (the one new matching session)."""
-        from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 
-        before = self.hook.sessions_before_create
-        if before is None:
-            self.log.info("Killed before the create was sent; nothing to stop")
-            return
-        lease, size = requested
-        with RemoteRenderingHook(arr_conn_id=self.arr_conn_id) as hook:
-            try:
-                new = [
-                    session.session_id
-                    for session in hook.list_sessions()
-                    if session.session_id not in before
-                    and session.max_lease_time == lease
-                    and (session.size is None or session.size.lower() == size)
-                ]
-            except Exception:
-                self.log.exception("Could not list the sessions to find the one the killed create started")
-                return
-        if len(new) == 1:
-            self._stop_quietly(new[0], "the task was killed while creating it")
-        elif new:
-            self.log.error(
-                "Killed while creating a session; %d matching new sessions exist (%s) and which one is this "
-                "task's cannot be told: stop the unused ones by hand",
-                len(new),
-                ", ".join(new),
-            )
-        else:
-            self.log.info("Killed while creating a session; no new session appeared, nothing to stop")
-
-
-class RemoteRenderingExtendSessionOperator(_RemoteRenderingBaseOperator):
+class RemoteRenderingExtendSessionOperator(RemoteRenderingBaseOperator):
     """Extend a session's lease; give exactly one of ``max_lease_time`` or ``extend_by``.
 
     The lease is the total time since the session started. ``extend_by`` is added to the lease the
@@ -468,33 +316,73 @@ class RemoteRenderingExtendSessionOperator(_RemoteRenderingBaseOperator):
         return new
 
 
-class RemoteRenderingStopSessionOperator(_RemoteRenderingBaseOperator):
+class RemoteRenderingStopSessionOperator(RemoteRenderingBaseOperator):
     """Stop a session; idempotent, so it is safe as a teardown and on retries.
 
-    A session that is already Stopped, Expired or in Error, or that the service no longer knows
-    (HTTP 404), counts as stopped. Returns the final status: ``"Stopped"`` after a stop, the
-    session's status if it had already ended (or is ``"Stopping"``), or ``"NotFound"``.
+    A session that is already Stopping, Stopped, Expired or in Error, or that the service no longer knows
+    (HTTP 404), counts as stopped. As the teardown of a create task (``session_id=create.output``, or
+    ``create_task_id="create"``), it also stops **every session the create task instance recorded**, in
+    all its tries, including one whose create never returned: so it is useful even when the create
+    failed (give the teardown ``trigger_rule="all_done"`` so that it runs then, see the README).
+    It retries 3 times by default (a teardown that gives up leaves a billed VM to the janitor).
 
-    :param session_id: the session's id. (templated)
+    Returns the final status of ``session_id``: ``"Stopped"`` after a stop, the session's status if it
+    had already ended (or is ``"Stopping"``), or ``"NotFound"``; without a ``session_id``, the status of
+    the last recorded session, or ``"NotFound"`` when there was none.
+
+    :param session_id: the session's id (templated); may render to nothing when ``create_task_id`` is
+        known, e.g. ``create.output`` of a create that failed.
     :param arr_conn_id: the Airflow connection id. (templated)
+    :param create_task_id: the task id of the create operator whose sessions to stop (same DAG run and
+        map index); taken from ``session_id`` when it is that task's ``.output``.
     """
 
     template_fields: Sequence[str] = ("session_id", "arr_conn_id")
 
-    def __init__(self, *, session_id: str, arr_conn_id: str = "arr_default", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        session_id: str | None = None,
+        arr_conn_id: str = "arr_default",
+        create_task_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("retries", 3)
+        kwargs.setdefault("retry_delay", timedelta(seconds=10))
         super().__init__(arr_conn_id=arr_conn_id, **kwargs)
+        if create_task_id is None:  # session_id=create.output names the create task
+            operator = getattr(session_id, "operator", None)
+            if isinstance(operator, RemoteRenderingCreateSessionOperator):
+                create_task_id = operator.task_id
         self.session_id = session_id
+        self.create_task_id = create_task_id
 
     def execute(self, context: Context) -> str:
-        session_id = self._checked_session_id(self.session_id)
-        try:
-            status = self.hook.get_session(session_id).status
-            if status.is_terminal or status == SessionStatus.STOPPING:
-                self.log.info("Session %s is already %s; nothing to stop", session_id, status.value)
-                return status.value
-            self.hook.stop_session(session_id)
-        except RemoteRenderingSessionNotFoundError:
-            self.log.info("Session %s does not exist (any more); nothing to stop", session_id)
-            return "NotFound"
-        self.log.info("Stopped session %s (it was %s)", session_id, status.value)
-        return SessionStatus.STOPPED.value
+        from airflow_provider_arr import ownership
+        from airflow_provider_arr.operators._owned import stop_recorded
+
+        given = (
+            self.session_id is not None or self.create_task_id is None
+        )  # None: the create returned nothing
+        session_id = self._checked_session_id(self.session_id) if given else None
+        outcome = "NotFound"
+        if session_id is not None:
+            outcome = self.hook.stop_session_if_active(session_id)
+        if self.create_task_id is None:
+            return outcome
+        owner = ownership.Owner.of(context["ti"], self.create_task_id)
+        record = ownership.load(owner)
+        if record is None:
+            if session_id is None:
+                self.log.info("Task %s recorded no session; nothing to stop", owner)
+            return outcome
+        if session_id is not None:
+            record.forget(session_id) if outcome in ("Stopped", "Expired", "Error", "NotFound") else None
+        outcomes = stop_recorded(self.hook, record, self.log)
+        if outcomes:
+            self.log.info(
+                "Sessions recorded for %s: %s", owner, ", ".join(f"{k} {v}" for k, v in outcomes.items())
+            )
+        if session_id is None and outcomes:
+            outcome = list(outcomes.values())[-1]
+        return outcome

@@ -1,0 +1,109 @@
+"""What the create operator, the stop teardown and the janitor do with ownership records.
+
+Every function takes the hook and a logger, reads or writes one :class:`OwnershipRecord`, and never
+leaves two sessions alive for one task instance. See :mod:`airflow_provider_arr.ownership`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_arr import ownership
+from airflow_provider_arr.exceptions import RemoteRenderingSessionNotFoundError
+from airflow_provider_arr.models import SessionStatus
+
+if TYPE_CHECKING:
+    from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+    from airflow_provider_arr.ownership import OwnershipRecord
+
+#: Outcomes of a stop after which the session no longer needs to be in a record.
+ENDED = frozenset({"Stopped", "Expired", "Error", "NotFound"})
+
+
+def resolve_pending(hook: RemoteRenderingHook, record: OwnershipRecord, log: Any) -> None:
+    """
+    Settle a v1 create whose answer never reached its try: find the session it started, if any.
+
+    The record holds the request and the account's sessions just before it was sent; the session it
+    started is the one new session with that lease and size. Several candidates cannot be told apart:
+    they are named in the log and left to the janitor's report, never stopped on a guess.
+    """
+    pending = record.pending
+    if pending is None:
+        return
+    found = pending.matching(hook.list_sessions(), record.sessions)
+    if len(found) == 1:
+        record.add(found[0].session_id, pending.try_number)
+        log.warning(
+            "Session %s was started by try %d of %s, whose create did not finish (its answer was lost or its "
+            "process died): it is recorded as this task's",
+            found[0].session_id,
+            pending.try_number,
+            record.owner,
+        )
+    elif found:
+        log.error(
+            "Try %d of %s sent a create that did not finish, and %d matching new sessions exist (%s): which "
+            "one it started cannot be told, so none is stopped; the session janitor reports them",
+            pending.try_number,
+            record.owner,
+            len(found),
+            ", ".join(session.session_id for session in found),
+        )
+    else:
+        log.info("The unfinished create of try %d started no session", pending.try_number)
+    record.pending = None
+    ownership.save(record)
+
+
+def reconcile(hook: RemoteRenderingHook, record: OwnershipRecord, size: str, log: Any) -> str | None:
+    """
+    Before a create: keep one active session of this task instance to reconnect to, stop the others.
+
+    :return: the session to reconnect to (Starting or Ready, of the size asked for), or ``None``.
+    """
+    resolve_pending(hook, record, log)
+    keep: str | None = None
+    for session_id, entry in list(record.sessions.items()):
+        try:
+            properties = hook.get_session(session_id)
+        except RemoteRenderingSessionNotFoundError:
+            record.forget(session_id)
+            continue
+        status = properties.status
+        if status.is_terminal:
+            record.forget(session_id)
+            continue
+        if status == SessionStatus.STOPPING or session_id in record.kill_stopped:
+            continue  # ending (a killed wait of an earlier try stops it): not ours to reuse
+        same_size = properties.size is None or properties.size.lower() == size.lower()
+        if keep is None and same_size:
+            keep = session_id
+            log.info(
+                "Session %s, started by try %s of this task, is %s: reconnecting to it",
+                session_id,
+                entry.get("try", "?"),
+                status.value,
+            )
+            continue
+        log.warning(
+            "Stopping session %s, started by try %s of this task: one session per task instance",
+            session_id,
+            entry.get("try", "?"),
+        )
+        if hook.stop_session_if_active(session_id) in ENDED:
+            record.forget(session_id)
+    ownership.save(record)
+    return keep
+
+
+def stop_recorded(hook: RemoteRenderingHook, record: OwnershipRecord, log: Any) -> dict[str, str]:
+    """Stop every session a record holds (after settling a pending v1 create); return each outcome."""
+    resolve_pending(hook, record, log)
+    outcomes: dict[str, str] = {}
+    for session_id in list(record.sessions):
+        outcomes[session_id] = outcome = hook.stop_session_if_active(session_id)
+        if outcome in ENDED:
+            record.forget(session_id)
+    ownership.save(record)
+    return outcomes

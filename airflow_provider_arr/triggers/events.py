@@ -1,0 +1,59 @@
+"""The contract between the session trigger and the tasks that defer to it.
+
+An event is a dict ``{"status", "message", "session_id", "last_status", "properties"}``; ``status`` is
+``success`` (Ready; ``properties`` holds the session's properties), ``failed`` (Error, Expired, Stopping or
+Stopped), ``timeout`` (the deadline passed) or ``error`` (the service could not be asked, after the hook's
+retries). Every ``execute_complete`` checks it with :func:`validate_event`, which fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_arr.models import SessionProperties
+
+#: The statuses a trigger event can have; anything else is refused by :func:`validate_event`.
+EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
+EVENT_KEYS = ("status", "message", "session_id", "last_status", "properties")
+
+
+def validate_event(event: Any) -> dict[str, Any]:
+    """Check an event given to ``execute_complete``; raise instead of succeeding on anything odd.
+
+    ``dag.test()`` and some triggerer failures resume a task with ``event=None``: that must fail the
+    task, never pass it silently.
+
+    :param event: the ``event`` keyword argument of ``execute_complete``.
+    """
+    if event is None:
+        raise AirflowException(
+            "The task resumed without a trigger event (event=None); the session wait did not finish."
+        )
+    if not isinstance(event, Mapping):
+        raise AirflowException(f"The trigger event should be a dict, got {type(event).__name__}: {event!r}")
+    missing = [key for key in EVENT_KEYS if key not in event]
+    if missing:
+        raise AirflowException(f"The trigger event lacks the key(s) {', '.join(missing)}: {dict(event)!r}")
+    if event["status"] not in EVENT_STATUSES:
+        raise AirflowException(
+            f"The trigger event has an unknown status {event['status']!r} "
+            f"(known: {', '.join(sorted(EVENT_STATUSES))})"
+        )
+    if event["status"] == "success" and not isinstance(event["properties"], Mapping):
+        raise AirflowException(f"The trigger reported success without session properties: {dict(event)!r}")
+    return dict(event)
+
+
+def make_event(
+    status: str, message: str, session_id: str, properties: SessionProperties | None = None
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "message": message,
+        "session_id": session_id,
+        "last_status": properties.status.value if properties else None,
+        "properties": properties.to_dict() if properties else None,
+    }
