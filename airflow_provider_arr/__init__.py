@@ -26,7 +26,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Azure Remote Rendering",
-                "python-modules": [f"{_PACKAGE}.operators.remote_rendering"],
+                "python-modules": [f"{_PACKAGE}.operators.remote_rendering", f"{_PACKAGE}.operators.janitor"],
             }
         ],
         "sensors": [

@@ -1,0 +1,230 @@
+"""The session janitor: stop billed sessions whose owning task or run has finished.
+
+The create operator records every session in a durable ownership record (see
+:mod:`airflow_provider_arr.ownership`); the teardown stops what it recorded. When even the teardown
+cannot run (its own process was killed on its last try, the run was marked failed before it ran, a
+worker pool vanished), the janitor is the safety net: run it on a schedule (the example DAG
+``arr_session_janitor`` runs every 10 minutes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_arr.models import (
+    ArrInputError,
+    SessionProperties,
+    SessionStatus,
+    format_timespan,
+    parse_timespan,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+    from airflow_provider_arr.ownership import Owner, OwnershipRecord
+
+#: DAG run states in which the run's sessions may still be in use.
+LIVE_RUN_STATES = frozenset({"queued", "running"})
+#: Task instance states that end it for good (no retry follows).
+FAILED_FOR_GOOD = frozenset({"failed", "upstream_failed"})
+
+
+class RemoteRenderingSessionJanitorOperator(BaseOperator):
+    """List each account's sessions and stop those whose owner has finished.
+
+    A session's owner is the create task instance that recorded it. The owner has finished when its DAG
+    run is no longer queued or running, or when the task instance failed for good (``failed`` or
+    ``upstream_failed``, no retry pending). Sessions that no record attributes (started by hand, by
+    another tool, or by a v1 create whose candidates could not be told apart) are **reported, not
+    stopped**, unless ``max_unowned_age`` is set and they have run longer than that.
+
+    Every stop is logged with the session, its owner, how long it ran and the lease time it no longer
+    bills. Returns a report (also the XCom): ``{"stopped": [...], "would_stop": [...], "kept": [...],
+    "unattributed": [...]}``, each entry a dict with ``session_id``, ``arr_conn_id``, ``owner`` and
+    ``elapsed``.
+
+    :param arr_conn_ids: the connection ids of the accounts to sweep. (templated)
+    :param dry_run: only report what would be stopped (kept as ``only_report``: ``BaseOperator`` has a
+        ``dry_run`` method).
+    :param max_unowned_age: stop unattributed sessions that have run longer than this (``timedelta`` or
+        ``"2:0:0"``); ``None`` (default) never stops them. (templated)
+    """
+
+    template_fields: Sequence[str] = ("arr_conn_ids", "max_unowned_age")
+
+    def __init__(
+        self,
+        *,
+        arr_conn_ids: Sequence[str] | str = ("arr_default",),
+        dry_run: bool = False,
+        max_unowned_age: timedelta | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.arr_conn_ids = arr_conn_ids
+        self.only_report = dry_run
+        self.max_unowned_age = max_unowned_age
+
+    def execute(self, context: Context) -> dict[str, list[dict[str, Any]]]:
+        from airflow_provider_arr import ownership
+        from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+
+        conn_ids = (
+            [self.arr_conn_ids] if isinstance(self.arr_conn_ids, str) else list(self.arr_conn_ids or [])
+        )
+        if not conn_ids or not all(isinstance(conn_id, str) and conn_id for conn_id in conn_ids):
+            raise AirflowFailException(
+                f"arr_conn_ids: must be a list of connection ids, got {self.arr_conn_ids!r}"
+            )
+        max_age = _max_age(self.max_unowned_age)
+        try:
+            records = ownership.all_records()
+        except NotImplementedError as error:
+            self.log.warning("%s", error)
+            records = []
+        report: dict[str, list[dict[str, Any]]] = {
+            "stopped": [],
+            "would_stop": [],
+            "kept": [],
+            "unattributed": [],
+        }
+        for conn_id in conn_ids:
+            with RemoteRenderingHook(conn_id) as hook:
+                self._sweep(hook, conn_id, [r for r in records if r.arr_conn_id == conn_id], max_age, report)
+        self.log.info(
+            "Janitor: %d stopped, %d to stop (dry run), %d kept (owner still running), %d unattributed",
+            len(report["stopped"]),
+            len(report["would_stop"]),
+            len(report["kept"]),
+            len(report["unattributed"]),
+        )
+        return report
+
+    def _sweep(
+        self,
+        hook: RemoteRenderingHook,
+        conn_id: str,
+        records: list[OwnershipRecord],
+        max_age: timedelta | None,
+        report: dict[str, list[dict[str, Any]]],
+    ) -> None:
+        from airflow_provider_arr import ownership
+        from airflow_provider_arr.operators._owned import resolve_pending
+
+        listed = {session.session_id: session for session in hook.list_sessions()}
+        attributed: set[str] = set()
+        for record in records:
+            finished, why = self.owner_finished(record.owner)
+            if finished and record.pending is not None and not self.only_report:
+                resolve_pending(hook, record, self.log)
+            attributed |= set(record.sessions)
+            for session_id in list(record.sessions):
+                session = listed.get(session_id)
+                if session is None or not session.status.is_active:
+                    if not self.only_report:
+                        record.forget(session_id)
+                    continue
+                entry = _entry(session, conn_id, str(record.owner))
+                if not finished:
+                    report["kept"].append(entry)
+                    continue
+                self._stop(hook, session, entry, f"its owner {record.owner} {why}", report)
+                if not self.only_report:
+                    record.forget(session_id)
+            if finished and not self.only_report:
+                ownership.save(record)
+        for session in listed.values():
+            if session.session_id in attributed or session.status == SessionStatus.STOPPING:
+                continue
+            entry = _entry(session, conn_id, None)
+            if max_age is not None and session.elapsed_time >= max_age:
+                self._stop(
+                    hook,
+                    session,
+                    entry,
+                    f"no task owns it and it ran over {format_timespan(max_age)}",
+                    report,
+                )
+                continue
+            self.log.warning(
+                "Session %s (account of %s, running %s) belongs to no task this janitor knows; not stopped "
+                "(set max_unowned_age to stop such sessions)",
+                session.session_id,
+                conn_id,
+                format_timespan(session.elapsed_time),
+            )
+            report["unattributed"].append(entry)
+
+    def _stop(
+        self,
+        hook: RemoteRenderingHook,
+        session: SessionProperties,
+        entry: dict[str, Any],
+        reason: str,
+        report: dict[str, list[dict[str, Any]]],
+    ) -> None:
+        saved = format_timespan(max(session.max_lease_time - session.elapsed_time, timedelta(0)))
+        if self.only_report:
+            self.log.info(
+                "Would stop session %s: %s (dry run; %s of lease left)", session.session_id, reason, saved
+            )
+            report["would_stop"].append(entry)
+            return
+        hook.stop_session_if_active(session.session_id)
+        self.log.warning(
+            "Stopped session %s: %s; it had run %s, and %s of its lease will not be billed",
+            session.session_id,
+            reason,
+            format_timespan(session.elapsed_time),
+            saved,
+        )
+        report["stopped"].append(entry)
+
+    def owner_finished(self, owner: Owner) -> tuple[bool, str]:
+        """Whether the owner is done with its sessions, and why, from Airflow's own record of it."""
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        try:
+            run_state = str(RuntimeTaskInstance.get_dagrun_state(owner.dag_id, owner.run_id))
+        except Exception as error:  # the run was deleted, or the DAG is gone
+            return True, f"has no DAG run any more ({type(error).__name__})"
+        if run_state.rsplit(".", 1)[-1].lower() not in LIVE_RUN_STATES:
+            return True, f"belongs to a DAG run that is {run_state}"
+        states = RuntimeTaskInstance.get_task_states(
+            owner.dag_id, map_index=owner.map_index, task_ids=[owner.task_id], run_ids=[owner.run_id]
+        )
+        key = owner.task_id if owner.map_index < 0 else f"{owner.task_id}_{owner.map_index}"
+        state = str((states.get(owner.run_id) or {}).get(key))
+        if state.rsplit(".", 1)[-1].lower() in FAILED_FOR_GOOD:
+            return True, f"has failed for good ({state})"
+        return False, "is still running"
+
+
+def _max_age(value: Any) -> timedelta | None:
+    """``max_unowned_age`` as a duration (zero allowed: stop every unattributed session), or ``None``."""
+    if value is None or value == "":
+        return None
+    try:
+        age = value if isinstance(value, timedelta) else parse_timespan(value, "max_unowned_age")
+    except ArrInputError as error:
+        raise AirflowFailException(str(error)) from None
+    if age < timedelta(0):
+        raise AirflowFailException(f"max_unowned_age: must not be negative, got {value!r}")
+    return age
+
+
+def _entry(session: SessionProperties, conn_id: str, owner: str | None) -> dict[str, Any]:
+    return {
+        "session_id": session.session_id,
+        "arr_conn_id": conn_id,
+        "owner": owner,
+        "status": session.status.value,
+        "elapsed": format_timespan(session.elapsed_time),
+    }
