@@ -159,6 +159,12 @@ def check_api_answer(request: Request, response: Response) -> Response:
 def transport_error(request: Request, failure: TransportFailure) -> RemoteRenderingError:
     """Map a failure to get an answer; a create that may have reached the service is not retried."""
     kind = request.resource
+    if failure.local:  # deterministic: the same values fail the same way on every attempt
+        return RemoteRenderingError(
+            request.operation,
+            service_message=str(failure),
+            hint="Check the connection's values (account id, account key, URLs): no request was sent.",
+        )
     if not request.retry_safe and not failure.sent_nothing and kind is not None:
         return kind.may_exist(request.operation, service_message=str(failure), hint=kind.may_exist_hint)
     return TransientError(request.operation, service_message=str(failure))

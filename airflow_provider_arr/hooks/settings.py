@@ -71,7 +71,13 @@ class ConnectionSettings:
 
     @classmethod
     def from_connection(
-        cls, conn_id: str, host: str | None, login: str | None, password: str | None, extra: Mapping[str, Any]
+        cls,
+        conn_id: str,
+        host: str | None,
+        login: str | None,
+        password: str | None,
+        extra: Mapping[str, Any],
+        port: Any = None,
     ) -> ConnectionSettings:
         """Validate a connection's fields; errors name the connection and the field.
 
@@ -80,6 +86,8 @@ class ConnectionSettings:
         :param login: the account id.
         :param password: the account key.
         :param extra: the connection's extras.
+        :param port: the connection's port: only used with a host given without a scheme (the URI form
+            of a connection, ``azure-remote-rendering://<id>:<key>@<host>:<port>``), which means https.
         """
 
         def where(name: str) -> str:
@@ -87,10 +95,14 @@ class ConnectionSettings:
 
         if not isinstance(extra, Mapping):
             raise ArrInputError(where("extra"), "must be a JSON object")
+        extra = {name: _unset_to_none(value) for name, value in extra.items()}
+        host = _unset_to_none(host)
         region = extra.get("region")
-        if host:
-            base_url = host.strip()
-        elif region:
+        if host is not None:
+            base_url = str(host)
+            if "://" not in base_url:  # the URI form of a connection splits the URL into host and port
+                base_url = f"https://{base_url}" + (f":{port}" if port not in (None, "", 0) else "")
+        elif region is not None:
             if not isinstance(region, str) or not region.isalnum():
                 raise ArrInputError(
                     where("extra 'region'"), f"must be a region name like 'westus2', got {region!r}"
@@ -107,40 +119,85 @@ class ConnectionSettings:
             raise ArrInputError(
                 where("extra 'sts_url'"), f"must be a URL string, got {type(sts_url).__name__}"
             )
-        account_id = (login or "").strip()
+        account_id = check_credential(login, where("login (account id)"))
         try:
             validate_session_id(account_id, where("login (account id)"))
         except ArrInputError:
             raise ArrInputError(
                 where("login (account id)"), f"must be the account's GUID, got {account_id!r}"
             ) from None
-        if not password:
-            raise ArrInputError(where("password (account key)"), "is empty")
+        account_key = check_credential(password, where("password (account key)"))
         api_version = extra.get("api_version") or "v1"
-        if api_version not in API_VERSIONS:
+        if not isinstance(api_version, str) or api_version.lower() not in API_VERSIONS:
             raise ArrInputError(
                 where("extra 'api_version'"), f"must be one of {API_VERSIONS}, got {api_version!r}"
             )
         numbers: dict[str, Any] = {}
         for name, (kind, default) in _CONNECTION_EXTRAS.items():
-            value = extra.get(name, default)
-            try:
-                number = kind(value)
-            except (TypeError, ValueError, OverflowError):
-                raise ArrInputError(where(f"extra {name!r}"), f"must be a number, got {value!r}") from None
-            if not math.isfinite(number):
-                raise ArrInputError(where(f"extra {name!r}"), f"must be a finite number, got {value!r}")
-            if number <= 0 and name != "retry_min_wait":
-                raise ArrInputError(where(f"extra {name!r}"), f"must be greater than zero, got {value!r}")
-            numbers[name] = number
+            numbers[name] = _number(extra.get(name), kind, default, where(f"extra {name!r}"))
+            if numbers[name] <= 0 and name != "retry_min_wait":
+                raise ArrInputError(
+                    where(f"extra {name!r}"), f"must be greater than zero, got {extra.get(name)!r}"
+                )
         return cls(
             base_url=checked_url(base_url, where("host")),
             sts_url=checked_url(sts_url, where("extra 'sts_url'")),
             account_id=account_id.lower(),
-            account_key=password,
-            api_version=api_version,
+            account_key=account_key,
+            api_version=api_version.lower(),
             **numbers,
         )
+
+
+def _unset_to_none(value: Any) -> Any:
+    """An empty field (``None``, ``""``, blanks) means "unset"; other strings are trimmed.
+
+    The UI form writes ``null`` or ``""`` for a cleared field; a JSON environment variable may give numbers
+    as numbers or strings; a URI gives every extra as a string. All land here.
+    """
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def _number(value: Any, kind: type, default: float, where: str) -> Any:
+    """An extra as a finite number of ``kind`` (``int`` or ``float``); unset means ``default``.
+
+    ``"3.0"`` or ``3.0`` is a whole number for an ``int`` field; ``3.5`` is not; ``true`` is no number.
+    """
+    if value is None:
+        return kind(default)
+    if isinstance(value, bool):
+        raise ArrInputError(where, f"must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ArrInputError(where, f"must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ArrInputError(where, f"must be a finite number, got {value!r}")
+    if kind is int:
+        if not number.is_integer():
+            raise ArrInputError(where, f"must be a whole number, got {value!r}")
+        return int(number)
+    return number
+
+
+def check_credential(value: Any, where: str) -> str:
+    """A login or key as given, refused if empty or if it has surrounding blanks or control characters.
+
+    The error names the field and never the value: a key pasted with a trailing newline would otherwise
+    reach an HTTP header, whose library error quotes it.
+    """
+    if not isinstance(value, str) or not value:
+        raise ArrInputError(where, "is empty")
+    if value != value.strip():
+        raise ArrInputError(
+            where, "has blanks or a line break around it (the value is not shown); remove them"
+        )
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ArrInputError(where, "contains a control character (the value is not shown); paste it again")
+    return value
 
 
 def check_raw_extra(conn_id: str, extra: str | None) -> None:

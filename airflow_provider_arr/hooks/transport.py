@@ -88,14 +88,63 @@ class Response:
 class TransportFailure(Exception):
     """No answer came: the network, TLS or the HTTP library failed.
 
+    Its text is written here, from the error's class and the request's host, never from the library's
+    own message: that may quote a header (the account key, a token), a URL's query (a SAS token) or a
+    body. The library's exception stays available as :attr:`error` for debugging, not for display.
+
     :param error: the library's exception.
+    :param request: the request that failed.
     :param sent_nothing: True when the request certainly did not reach the service (connect failures).
+    :param local: True when the request could not even be built (an invalid header or URL value): no
+        retry can fix that.
     """
 
-    def __init__(self, error: Exception, sent_nothing: bool) -> None:
-        super().__init__(f"{type(error).__name__}: {error}")
+    def __init__(self, error: Exception, request: Request, sent_nothing: bool, local: bool = False) -> None:
         self.error = error
         self.sent_nothing = sent_nothing
+        self.local = local
+        super().__init__(describe_failure(error, request, local))
+
+
+def describe_failure(error: BaseException, request: Request, local: bool) -> str:
+    """A safe one-line account of a transport failure: its class and what it means, with the host only."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(request.url).hostname or "the service"
+    kind = type(error).__name__
+    if local:
+        return f"{kind}: the request to {host} could not be built (a header or URL value is not valid)"
+    name = kind.lower()
+    if "connecttimeout" in name:
+        return f"{kind}: no connection to {host} within the connect timeout"
+    if "timeout" in name:
+        return f"{kind}: {host} did not answer within the read timeout"
+    if "ssl" in name:
+        return f"{kind}: the TLS handshake with {host} failed (certificate or protocol)"
+    if "connect" in name:
+        return f"{kind}: could not connect to {host} (refused, unreachable, unknown) or the connection broke"
+    return f"{kind}: the exchange with {host} failed before a complete answer came"
+
+
+def _is_local(error: BaseException) -> bool:
+    """Whether the HTTP library refused to build the request (bad header or URL value)."""
+    import h11
+    import requests
+
+    local = (
+        requests.exceptions.InvalidHeader,
+        requests.exceptions.InvalidURL,
+        requests.exceptions.InvalidSchema,
+        requests.exceptions.MissingSchema,
+        h11.LocalProtocolError,
+        UnicodeError,
+    )
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, local):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _headers(request: Request, credential: str) -> dict[str, str]:
@@ -158,9 +207,9 @@ class SyncTransport:
                 timeout=(settings.connect_timeout, settings.read_timeout),
                 allow_redirects=False,
             )
-        except requests.RequestException as error:
+        except (requests.RequestException, ValueError) as error:  # ValueError: a header the library refuses
             _log_call(self._log, request, type(error).__name__, None, started)
-            raise TransportFailure(error, _sent_nothing(error)) from None
+            raise TransportFailure(error, request, _sent_nothing(error), _is_local(error)) from None
         response = Response(answer.status_code, answer.headers, answer.text)
         _log_call(self._log, request, response.status, response.ms_cv, started)
         return response
@@ -275,9 +324,9 @@ class AsyncTransport:
                 )
             finally:
                 shared.slots.release()
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as error:
             _log_call(self._log, request, type(error).__name__, None, started)
-            raise TransportFailure(error, _sent_nothing(error)) from None
+            raise TransportFailure(error, request, _sent_nothing(error), _is_local(error)) from None
         response = Response(answer.status_code, answer.headers, answer.text)
         _log_call(self._log, request, response.status, response.ms_cv, started)
         return response

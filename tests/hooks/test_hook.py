@@ -261,7 +261,7 @@ def test_plain_http_refused_unless_loopback(arr_conn, monkeypatch):
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"host": "remoterendering.westus2.mixedreality.azure.com"}, "host"),
+        ({"host": "http://remoterendering.westus2.mixedreality.azure.com"}, "host"),
         ({"host": "", "extra": {}}, "host"),
         ({"login": "not-a-guid"}, "login"),
         ({"password": ""}, "password"),
