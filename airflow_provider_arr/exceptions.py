@@ -124,3 +124,11 @@ class RemoteRenderingWaitTimeoutError(RemoteRenderingWaitError):
 
 class RemoteRenderingWaitCancelledError(RemoteRenderingWaitError):
     """The task was killed while it waited."""
+
+
+class RemoteRenderingWaitInterruptedError(RemoteRenderingWaitError):
+    """The wait could not read the session, after the hook's retries: a failure worth a task retry.
+
+    Unlike the outcomes of the session itself (never Ready, a deadline), ``soft_fail`` does not turn it
+    into a skip, in any sensor mode: the session may well become Ready.
+    """

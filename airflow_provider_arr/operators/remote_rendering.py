@@ -36,6 +36,7 @@ from airflow_provider_arr.models import (
 from airflow_provider_arr.operators import _create
 from airflow_provider_arr.operators._create import task_instance_session_id
 from airflow_provider_arr.operators.base import RemoteRenderingBaseOperator
+from airflow_provider_arr.sensors.remote_rendering import wait_deadline
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -154,7 +155,7 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
                 session_id=session_id,
                 arr_conn_id=self.arr_conn_id,
                 poll_interval=self.poll_interval,
-                end_time=time.time() + self.timeout,
+                end_time=wait_deadline(self.timeout, self.execution_timeout),
                 stop_on_kill=True,
                 owner_key=owner.key,
                 owner_try=try_number,
@@ -201,6 +202,11 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
         session_id = event["session_id"]
         if event["status"] != "success":
             self._stop_quietly(session_id, f"the wait for Ready ended with {event['status']}")
+            if event["status"] == "timeout" and self.execution_timeout is not None:
+                raise AirflowException(
+                    f"{event['message']} (timeout {self.timeout:g} s, execution_timeout "
+                    f"{self.execution_timeout.total_seconds():g} s; the nearer one applies while deferred)"
+                )
             raise AirflowException(event["message"])
         self.log.info("%s", event["message"])
         self._push_ready(context, event["properties"])
