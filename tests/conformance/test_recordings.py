@@ -1,11 +1,11 @@
 """Replay the real service's recorded answers to our hook.
 
-The recordings in ``../shared/reference/recordings`` are the Azure SDK teams' captures of the real
-2021-01-01 service and its STS (vcrpy cassettes and azure test-proxy files). A tiny HTTP server answers
-each call of the hook with the next recorded answer of the same method and path (and api-version),
-so the hook must parse exactly what the service sent: omitted fields while Starting, the stale list
-entry, the error bodies with and without ``details``, the empty 401 of the STS. The server also keeps
-what the hook sent, to compare it with what the official SDK sent.
+The recordings in ``tests/data/recordings`` are the Azure SDK teams' captures of the real 2021-01-01
+service and its STS (vcrpy cassettes and azure test-proxy files; their origin and licence are in the
+README there). A tiny HTTP server answers each call of the hook with the next recorded answer of the
+same method and path (and api-version), so the hook must parse exactly what the service sent: omitted
+fields while Starting, the stale list entry, the error bodies with and without ``details``, the empty
+401 of the STS. The server also keeps what the hook sent, to compare it with what the official SDK sent.
 """
 
 from __future__ import annotations
@@ -28,11 +28,7 @@ from airflow_provider_arr.exceptions import RemoteRenderingError
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from airflow_provider_arr.models import ArrInputError, SessionProperties, SessionStatus
 
-RECORDINGS = Path(__file__).parents[2].parent / "shared" / "reference" / "recordings"
-
-pytestmark = pytest.mark.skipif(
-    not RECORDINGS.is_dir(), reason=f"the shared service recordings are not at {RECORDINGS}"
-)
+RECORDINGS = Path(__file__).parents[1] / "data" / "recordings"
 
 #: Response headers the replay server writes itself.
 _OWN_HEADERS = {"content-length", "date", "transfer-encoding", "connection", "server"}
