@@ -27,6 +27,7 @@ import yaml
 from airflow_provider_arr.exceptions import RemoteRenderingError
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from airflow_provider_arr.models import ArrInputError, SessionProperties, SessionStatus
+from tests.helpers import FAST_RETRIES
 
 RECORDINGS = Path(__file__).parents[1] / "data" / "recordings"
 
@@ -245,7 +246,7 @@ def replay(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             "host": server.url,
             "login": account_id,
             "password": ACCOUNT_KEY,
-            "extra": {"sts_url": server.url, "api_version": "2021-01-01", "retry_min_wait": 0.01},
+            "extra": {"sts_url": server.url, "api_version": "2021-01-01", **FAST_RETRIES},
         }
         monkeypatch.setenv("AIRFLOW_CONN_ARR_DEFAULT", json.dumps(connection))
         hook = RemoteRenderingHook()
