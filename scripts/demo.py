@@ -77,7 +77,7 @@ def main() -> int:
         env = {
             **os.environ,
             "AIRFLOW_HOME": str(WORK / "airflow-home"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "airflow_provider_arr" / "example_dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW_CONN_ARR_DEFAULT": emulator.connection_json(),
             "ARR_EXAMPLE_POLL_INTERVAL": "1",

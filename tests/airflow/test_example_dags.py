@@ -21,7 +21,7 @@ from tests.helpers import FAST_RETRIES
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).with_name("_dag_runner.py")
-EXAMPLE_DAGS = REPO / "airflow_provider_arr" / "example_dags"
+EXAMPLE_DAGS = REPO / "example_dags"
 
 
 class DagRunner:

@@ -35,7 +35,7 @@ import httpx
 from airflow_provider_arr.emulator.process import EmulatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-DAGS_FOLDER = ROOT / "airflow_provider_arr" / "example_dags"
+DAGS_FOLDER = ROOT / "example_dags"
 BIN = Path(sys.executable).parent
 #: Seconds a new emulated session stays Starting. Longer than the time from the create task's end to the
 #: sensor's first look (a new task process on a busy two-core machine: 5-15 s), so that the sensor finds
