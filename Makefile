@@ -14,7 +14,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy airflow_provider_arr
+	$(BIN)/mypy airflow_provider_arr example_dags
 	$(BIN)/python -m pytest -q
 
 ## e2e: the provider on a real Airflow deployment (PostgreSQL, separate components, Local and Celery
@@ -38,7 +38,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml constraints.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy airflow_provider_arr
+	$(BIN)/mypy airflow_provider_arr example_dags
 
 venv: $(STAMP)
 

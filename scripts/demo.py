@@ -1,10 +1,11 @@
 """
 The README's first command: run the example DAG ``arr_render_pipeline`` against the bundled emulator.
 
-It starts the emulator in its own process on a free loopback port, runs ``airflow dags test`` in a
-throwaway ``AIRFLOW_HOME`` (sqlite) with the ``arr_default`` connection pointing at it, and ends with a
-summary read from the emulator: sessions created, time to Ready, final states, HTTP calls, and
-whether any session was left running. Exit status 0 only if the run succeeded and none was left.
+It starts the emulator in its own process on a free loopback port (``EmulatorProcess``), runs
+``airflow dags test`` in a throwaway ``AIRFLOW_HOME`` (sqlite) with the ``arr_default`` connection
+pointing at it, and ends with a summary read from the emulator: sessions created, time to Ready, final
+states, HTTP calls, and whether any session was left running. Exit status 0 only if the run succeeded
+and none was left.
 """
 
 from __future__ import annotations
@@ -18,42 +19,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from airflow_provider_arr.emulator.process import EmulatorProcess
+
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
 DAG_ID = "arr_render_pipeline"
 BIN = Path(sys.executable).parent
-
-
-def start_emulator(start_delay: float) -> tuple[subprocess.Popen[str], str, str]:
-    """Start the emulator; return the process, its URL and the connection JSON it printed."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_arr.emulator",
-            "--port",
-            "0",
-            "--start-delay",
-            str(start_delay),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = connection = ""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (url and connection):
-        line = process.stdout.readline()
-        if not line:
-            break
-        if line.startswith("ARR_EMULATOR_URL="):
-            url = line.split("=", 1)[1].strip()
-        elif line.startswith("export AIRFLOW_CONN_ARR_DEFAULT="):
-            connection = line.split("=", 1)[1].strip().strip("'")
-    if not (url and connection):
-        process.kill()
-        raise SystemExit("the emulator did not start")
-    return process, url, connection
 
 
 def emulator_json(url: str, path: str) -> object:
@@ -97,14 +68,18 @@ def summarise(url: str, returncode: int, seconds: float) -> int:
 def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "renders").mkdir(parents=True)
-    emulator, url, connection = start_emulator(start_delay=3.0)
     try:
+        emulator = EmulatorProcess(start_delay=3.0, log_path=WORK / "emulator.log").start()
+    except RuntimeError as error:
+        raise SystemExit(f"the emulator did not start: {error}") from None
+    with emulator:
+        url = emulator.url
         env = {
             **os.environ,
             "AIRFLOW_HOME": str(WORK / "airflow-home"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "airflow_provider_arr" / "example_dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW_CONN_ARR_DEFAULT": connection,
+            "AIRFLOW_CONN_ARR_DEFAULT": emulator.connection_json(),
             "ARR_EXAMPLE_POLL_INTERVAL": "1",
             "ARR_RENDER_OUTPUT_DIR": str(WORK / "renders"),
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -119,9 +94,6 @@ def main() -> int:
         for manifest in sorted((WORK / "renders").glob("**/*.json")):
             print(f"render manifest: {manifest.relative_to(ROOT)}")
         return summarise(url, returncode, seconds)
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 import pytest
 
-#: Small retry waits so that tests which provoke retries stay fast.
-FAST_RETRIES = {"retry_min_wait": 0.05, "retry_max_wait": 0.2, "retry_max_time": 5, "read_timeout": 5}
+from tests.helpers import FAST_RETRIES
 
 
 @pytest.fixture(autouse=True)

@@ -86,8 +86,8 @@ class ConnectionSettings:
         :param login: the account id.
         :param password: the account key.
         :param extra: the connection's extras.
-        :param port: the connection's port: only used with a host given without a scheme (the URI form
-            of a connection, ``azure-remote-rendering://<id>:<key>@<host>:<port>``), which means https.
+        :param port: the connection's port (unused: the host is a full URL, port included; in the URI form
+            of a connection, give it percent-encoded: ``azure-remote-rendering://<id>:<key>@https%3A%2F%2F...``).
         """
 
         def where(name: str) -> str:
@@ -100,8 +100,6 @@ class ConnectionSettings:
         region = extra.get("region")
         if host is not None:
             base_url = str(host)
-            if "://" not in base_url:  # the URI form of a connection splits the URL into host and port
-                base_url = f"https://{base_url}" + (f":{port}" if port not in (None, "", 0) else "")
         elif region is not None:
             if not isinstance(region, str) or not region.isalnum():
                 raise ArrInputError(

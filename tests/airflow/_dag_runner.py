@@ -22,7 +22,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "airflow_provider_arr" / "example_dags"
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+# Airflow puts a DAG bundle's folder on sys.path where it parses or runs its DAGs (the DAGs import
+# their helper module from it); this runner loads the folder with a plain DagBag, so it does that itself.
+sys.path.append(str(EXAMPLE_DAGS))
 
 
 def import_check() -> dict[str, Any]:

@@ -10,9 +10,8 @@ import pytest
 
 from airflow_provider_arr.emulator import ArrEmulator
 from airflow_provider_arr.hooks import remote_rendering as hook_module
+from tests.helpers import FAST_RETRIES
 
-#: Connection extras that keep retries fast against the emulator.
-FAST_EXTRAS = {"retry_min_wait": 0.05, "retry_max_wait": 0.2, "retry_max_time": 5, "read_timeout": 5}
 START_DELAY = 0.3
 
 
@@ -29,7 +28,7 @@ def emu(shared_emulator: ArrEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterat
     state.reset()
     state.clock, state.start_delay = time.monotonic, START_DELAY
     hook_module.clear_token_cache()
-    for name, value in shared_emulator.env(**FAST_EXTRAS).items():
+    for name, value in shared_emulator.env(**FAST_RETRIES).items():
         monkeypatch.setenv(name, value)
     yield shared_emulator
     state.reset()

@@ -19,7 +19,8 @@ from airflow_provider_arr.operators.remote_rendering import (
     task_instance_session_id,
 )
 from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
-from tests.airflow.conftest import FAST_EXTRAS, FakeTaskInstance, wait_for_status
+from tests.airflow.conftest import FakeTaskInstance, wait_for_status
+from tests.helpers import FAST_RETRIES
 
 
 def retried_ti(try_number: int = 1, map_index: int = -1) -> FakeTaskInstance:
@@ -36,7 +37,7 @@ def retried_ti(try_number: int = 1, map_index: int = -1) -> FakeTaskInstance:
 @pytest.fixture
 def emu2021(emu, monkeypatch):
     """The shared emulator, with ``arr_default`` on the 2021-01-01 dialect."""
-    for name, value in emu.env(api_version="2021-01-01", **FAST_EXTRAS).items():
+    for name, value in emu.env(api_version="2021-01-01", **FAST_RETRIES).items():
         monkeypatch.setenv(name, value)
     return emu
 
@@ -81,7 +82,7 @@ def test_lease_that_does_not_grow_is_a_clear_422(emu2021):
 
 
 def test_lost_put_answer_is_retried_safely(emu2021, monkeypatch):
-    for name, value in emu2021.env(api_version="2021-01-01", **{**FAST_EXTRAS, "read_timeout": 0.3}).items():
+    for name, value in emu2021.env(api_version="2021-01-01", **{**FAST_RETRIES, "read_timeout": 0.3}).items():
         monkeypatch.setenv(name, value)
     emu2021.state.add_fault("create", None, delay=1.0)
     with RemoteRenderingHook() as hook:

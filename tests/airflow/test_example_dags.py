@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.airflow.conftest import FAST_EXTRAS
+from tests.helpers import FAST_RETRIES
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).with_name("_dag_runner.py")
-EXAMPLE_DAGS = REPO / "airflow_provider_arr" / "example_dags"
+EXAMPLE_DAGS = REPO / "example_dags"
 
 
 class DagRunner:
@@ -70,7 +70,7 @@ class DagRunner:
 def dag_runner(shared_emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagRunner]:
     home = tmp_path_factory.mktemp("airflow-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ARR_"))}
-    env |= shared_emulator.env(**FAST_EXTRAS) | {
+    env |= shared_emulator.env(**FAST_RETRIES) | {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
@@ -100,7 +100,7 @@ def run_dag(emu, dag_runner: DagRunner, tmp_path: Path) -> Callable[..., dict[st
             conf=run_conf or {},
             deferrable=deferrable,
             output_dir=str(tmp_path / "renders"),
-            env=emu.env(api_version=api_version, **FAST_EXTRAS),
+            env=emu.env(api_version=api_version, **FAST_RETRIES),
         )
 
     return run

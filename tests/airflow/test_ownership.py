@@ -22,14 +22,15 @@ from airflow_provider_arr.operators.remote_rendering import (
     RemoteRenderingStopSessionOperator,
 )
 from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger
-from tests.airflow.conftest import FAST_EXTRAS, FakeTaskInstance, wait_for_status
+from tests.airflow.conftest import FakeTaskInstance, wait_for_status
+from tests.helpers import FAST_RETRIES
 
 DIALECTS = ["v1", "2021-01-01"]
 
 
 @pytest.fixture(params=DIALECTS)
 def dialect(request, emu, monkeypatch):
-    for name, value in emu.env(**FAST_EXTRAS, api_version=request.param).items():
+    for name, value in emu.env(**FAST_RETRIES, api_version=request.param).items():
         monkeypatch.setenv(name, value)
     return request.param
 
@@ -82,8 +83,15 @@ def test_a_v1_create_that_died_in_flight_is_settled_by_its_record(emu, monkeypat
     for name, value in emu.env(read_timeout=0.3, retry_min_wait=0.05, retry_max_time=2).items():
         monkeypatch.setenv(name, value)
     emu.state.add_fault("create", None, delay=1.0)  # the service starts it; the answer comes too late
+
     # ...and once the create is in flight, the account cannot be listed to find the session.
-    broken = threading.Timer(0.15, lambda: emu.state.add_fault("list", 500, count=50))
+    def break_listing_once_the_create_is_sent() -> None:
+        deadline = time.monotonic() + 5
+        while emu.state.request_counts.get("create", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        emu.state.add_fault("list", 500, count=50)
+
+    broken = threading.Thread(target=break_listing_once_the_create_is_sent)
     broken.start()
     with pytest.raises(RemoteRenderingSessionMayExistError):
         create_op().execute(try_of(1))

@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: the emulator in its own process, raw HTTP, stats, results.
 
-Nothing here imports Airflow or the provider, so a script can measure those imports itself.
+Nothing here imports Airflow or the provider when imported, so a script can measure those imports
+itself (the emulator's launcher is imported when an emulator starts).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,58 +54,40 @@ def setup_airflow_env() -> None:
 
 
 class EmulatorProcess:
-    """``python -m airflow_provider_arr.emulator --port 0`` in a separate process, with raw HTTP helpers.
+    """The emulator's command line in a separate process (the provider's ``EmulatorProcess``), with raw
+    HTTP helpers and the bench environment.
+
+    The provider's class is imported when the emulator starts, not with this module: the child
+    interpreters that measure imports and memory import this module too, and must not find the
+    emulator's web stack already loaded.
 
     :param start_delay: seconds a new session stays Starting.
-    :param log_name: file (under ``.bench/``) for the emulator's stderr.
+    :param log_name: file (under ``.bench/``) for the emulator's output.
     """
 
     def __init__(self, start_delay: float, log_name: str = "emulator.log") -> None:
         self.start_delay = start_delay
         self.log_path = BENCH_DIR / log_name
-        self.process: subprocess.Popen[str] | None = None
+        self.process: Any = None
         self.url = ""
         self.connection_json = ""
         self._token: str | None = None
 
     def __enter__(self) -> EmulatorProcess:
+        from airflow_provider_arr.emulator.process import EmulatorProcess as Process
+
         BENCH_DIR.mkdir(exist_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "airflow_provider_arr.emulator",
-            "--port",
-            "0",
-            "--start-delay",
-            str(self.start_delay),
-        ]
-        with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=log, text=True, env=bench_env(), cwd=ROOT
-            )
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + 60
-        for line in self.process.stdout:
-            if line.startswith("ARR_EMULATOR_URL="):
-                self.url = line.split("=", 1)[1].strip()
-            if line.startswith("export AIRFLOW_CONN_ARR_DEFAULT="):
-                self.connection_json = line.split("=", 1)[1].strip().strip("'")
-                break
-            if time.monotonic() > deadline:
-                break
-        if not self.url or not self.connection_json:
-            self.__exit__()
-            raise RuntimeError(f"the emulator did not start; see {self.log_path}")
+        self.process = Process(
+            start_delay=self.start_delay, env=bench_env(), cwd=ROOT, log_path=self.log_path
+        )
+        self.process.start()
+        self.url = self.process.url
+        self.connection_json = self.process.connection_json()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.process.stop()
             self.process = None
 
     @property

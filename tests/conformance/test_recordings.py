@@ -1,11 +1,11 @@
 """Replay the real service's recorded answers to our hook.
 
-The recordings in ``../shared/reference/recordings`` are the Azure SDK teams' captures of the real
-2021-01-01 service and its STS (vcrpy cassettes and azure test-proxy files). A tiny HTTP server answers
-each call of the hook with the next recorded answer of the same method and path (and api-version),
-so the hook must parse exactly what the service sent: omitted fields while Starting, the stale list
-entry, the error bodies with and without ``details``, the empty 401 of the STS. The server also keeps
-what the hook sent, to compare it with what the official SDK sent.
+The recordings in ``tests/data/recordings`` are the Azure SDK teams' captures of the real 2021-01-01
+service and its STS (vcrpy cassettes and azure test-proxy files; their origin and licence are in the
+README there). A tiny HTTP server answers each call of the hook with the next recorded answer of the
+same method and path (and api-version), so the hook must parse exactly what the service sent: omitted
+fields while Starting, the stale list entry, the error bodies with and without ``details``, the empty
+401 of the STS. The server also keeps what the hook sent, to compare it with what the official SDK sent.
 """
 
 from __future__ import annotations
@@ -27,12 +27,9 @@ import yaml
 from airflow_provider_arr.exceptions import RemoteRenderingError
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from airflow_provider_arr.models import ArrInputError, SessionProperties, SessionStatus
+from tests.helpers import FAST_RETRIES
 
-RECORDINGS = Path(__file__).parents[2].parent / "shared" / "reference" / "recordings"
-
-pytestmark = pytest.mark.skipif(
-    not RECORDINGS.is_dir(), reason=f"the shared service recordings are not at {RECORDINGS}"
-)
+RECORDINGS = Path(__file__).parents[1] / "data" / "recordings"
 
 #: Response headers the replay server writes itself.
 _OWN_HEADERS = {"content-length", "date", "transfer-encoding", "connection", "server"}
@@ -249,7 +246,7 @@ def replay(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             "host": server.url,
             "login": account_id,
             "password": ACCOUNT_KEY,
-            "extra": {"sts_url": server.url, "api_version": "2021-01-01", "retry_min_wait": 0.01},
+            "extra": {"sts_url": server.url, "api_version": "2021-01-01", **FAST_RETRIES},
         }
         monkeypatch.setenv("AIRFLOW_CONN_ARR_DEFAULT", json.dumps(connection))
         hook = RemoteRenderingHook()

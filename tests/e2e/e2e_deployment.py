@@ -32,8 +32,10 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_arr.emulator.process import EmulatorProcess
+
 ROOT = Path(__file__).resolve().parents[2]
-DAGS_FOLDER = ROOT / "airflow_provider_arr" / "example_dags"
+DAGS_FOLDER = ROOT / "example_dags"
 BIN = Path(sys.executable).parent
 #: Seconds a new emulated session stays Starting. Longer than the time from the create task's end to the
 #: sensor's first look (a new task process on a busy two-core machine: 5-15 s), so that the sensor finds
@@ -198,31 +200,17 @@ class Postgres:
 
 
 class Emulator:
-    """The ARR emulator as a separate process (its CLI), on a free port."""
+    """The ARR emulator as a separate process (its CLI, through ``EmulatorProcess``), on a free port."""
 
     def __init__(self, workdir: Path, start_delay: float = EMULATOR_START_DELAY) -> None:
-        log_path = workdir / "emulator.log"
-        command = [
-            sys.executable,
-            "-m",
-            "airflow_provider_arr.emulator",
-            "--port",
-            "0",
-            "--start-delay",
-            str(start_delay),
-        ]
-        self.service = Service("emulator", command, dict(os.environ), log_path)
-        self.url, self.connection = wait_for("the emulator's banner", lambda: self._banner(log_path), 30, 0.1)
-
-    def _banner(self, log_path: Path) -> tuple[str, str] | None:
-        self.service.check_alive()
-        url = connection = ""
-        for line in log_path.read_text().splitlines():
-            if line.startswith("ARR_EMULATOR_URL="):
-                url = line.split("=", 1)[1].strip()
-            elif line.startswith("export AIRFLOW_CONN_ARR_DEFAULT="):
-                connection = line.split("=", 1)[1].strip().strip("'")
-        return (url, connection) if url and connection else None
+        self.process = EmulatorProcess(
+            start_delay=start_delay,
+            log_path=workdir / "emulator.log",
+            startup_timeout=30,
+            start_new_session=True,
+        ).start()
+        self.url = self.process.url
+        self.connection = self.process.connection_json()
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every session the emulator ever created, with its current state."""
@@ -230,7 +218,9 @@ class Emulator:
 
     def stop(self) -> None:
         """Stop the emulator process."""
-        self.service.stop(timeout=10)
+        started = time.monotonic()
+        self.process.stop(timeout=10)
+        log(f"stopped emulator (pid {self.process.pid}) in {time.monotonic() - started:.1f} s")
 
 
 class Redis:

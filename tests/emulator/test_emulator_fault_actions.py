@@ -7,10 +7,7 @@ hook, httpx for the async one), because what matters is what a client sees on th
 from __future__ import annotations
 
 import argparse
-import os
 import ssl
-import subprocess
-import sys
 from collections import Counter
 
 import httpx
@@ -19,6 +16,7 @@ import requests
 
 from airflow_provider_arr.emulator import ArrEmulator, EmulatorState
 from airflow_provider_arr.emulator.cli import build_parser, parse_fault
+from airflow_provider_arr.emulator.process import EmulatorProcess
 
 CREATE_BODY = {"maxLeaseTime": "1:0:0", "size": "standard"}
 
@@ -263,13 +261,10 @@ def test_cli_options_parse():
 
 
 def test_cli_injects_faults_and_chaos():
-    command = [sys.executable, "-m", "airflow_provider_arr.emulator", "--port", "0", "--fault", "token:503:2"]
-    command += ["--chaos-rate", "1", "--chaos-seed", "4"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    try:
-        url = process.stdout.readline().strip().removeprefix("ARR_EMULATOR_URL=")
-        banner = "".join(process.stdout.readline() for _ in range(8))
+    options = ["--fault", "token:503:2", "--chaos-rate", "1", "--chaos-seed", "4"]
+    with EmulatorProcess(*options) as process:
+        url = process.banner[0].strip().removeprefix("ARR_EMULATOR_URL=")
+        banner = "".join(process.banner[1:9])
         assert "chaos: 100% of calls" in banner
         with httpx.Client(base_url=url, timeout=5) as http:
             statuses = []
@@ -282,7 +277,3 @@ def test_cli_injects_faults_and_chaos():
         assert statuses[:2] == [503, 503]  # scripted first, then chaos
         assert sum(faults.values()) == 4
         assert faults["503"] >= 2
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()

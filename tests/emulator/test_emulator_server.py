@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 
 import httpx
@@ -14,6 +11,7 @@ import pytest
 
 from airflow_provider_arr.emulator import ArrEmulator, EmulatorState, create_app
 from airflow_provider_arr.emulator.cli import build_parser, main
+from airflow_provider_arr.emulator.process import EmulatorProcess
 
 
 def emulator_threads():
@@ -81,28 +79,13 @@ def test_cli_defaults():
 
 def test_cli_runs_as_a_separate_process():
     account_id = "9b2f6a1e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
-    command = [
-        sys.executable,
-        "-m",
-        "airflow_provider_arr.emulator",
-        "--port",
-        "0",
-        "--start-delay",
-        "0",
-        "--region",
-        "westeurope",
-        "--account-id",
-        account_id,
-        "--account-key",
-        "cli-key",
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        first_line = process.stdout.readline().strip()
-        assert first_line.startswith("ARR_EMULATOR_URL=http://127.0.0.1:"), process.stderr.read()
+    options = ["--region", "westeurope", "--account-id", account_id, "--account-key", "cli-key"]
+    with EmulatorProcess(*options, start_delay=0) as process:
+        first_line, *banner = process.banner
+        first_line = first_line.strip()
+        assert first_line.startswith("ARR_EMULATOR_URL=http://127.0.0.1:"), process.output()
         url = first_line.removeprefix("ARR_EMULATOR_URL=")
-        banner = [process.stdout.readline() for _ in range(7)]
+        assert len(banner) == 7
         export = banner[-1].strip()
         assert export.startswith("export AIRFLOW_CONN_ARR_DEFAULT='")
         connection = json.loads(export.removeprefix("export AIRFLOW_CONN_ARR_DEFAULT=").strip("'"))
@@ -133,14 +116,5 @@ def test_cli_runs_as_a_separate_process():
             assert ready["sessionHostname"].endswith(".westeurope.mixedreality.azure.com")
             assert [s["sessionId"] for s in client.get("/_emulator/sessions").json()] == [session_id]
             assert client.get("/_emulator/counts").json() == {"token": 1, "create": 1, "properties": 1}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal.
     assert process.returncode in (0, -15)

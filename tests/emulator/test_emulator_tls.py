@@ -6,8 +6,6 @@ import ipaddress
 import os
 import ssl
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -17,6 +15,7 @@ from cryptography import x509
 
 from airflow_provider_arr.emulator import ArrEmulator
 from airflow_provider_arr.emulator.cli import main
+from airflow_provider_arr.emulator.process import EmulatorProcess
 from airflow_provider_arr.emulator.tls import make_self_signed_cert
 
 
@@ -96,27 +95,14 @@ def test_cli_refuses_bad_tls_and_paging_options(argv):
 
 def test_cli_serves_https(cert_and_key):
     certfile, keyfile = cert_and_key
-    command = [sys.executable, "-m", "airflow_provider_arr.emulator", "--port", "0", "--start-delay", "0"]
-    command += ["--certfile", certfile, "--keyfile", keyfile]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        first_line = process.stdout.readline().strip()
-        assert first_line.startswith("ARR_EMULATOR_URL=https://127.0.0.1:"), process.stderr.read()
+    with EmulatorProcess("--certfile", certfile, "--keyfile", keyfile, start_delay=0) as process:
+        first_line = process.banner[0].strip()
+        assert first_line.startswith("ARR_EMULATOR_URL=https://127.0.0.1:"), process.output()
         url = first_line.removeprefix("ARR_EMULATOR_URL=")
-        banner = [process.stdout.readline() for _ in range(8)]
+        banner = process.banner[1:9]
         assert any(certfile in line for line in banner)
         assert any(line.startswith("export AIRFLOW_CONN_ARR_DEFAULT=") and url in line for line in banner)
         with httpx.Client(
             base_url=url, verify=ssl.create_default_context(cafile=certfile), timeout=5
         ) as client:
             assert client.get("/_emulator/counts").json() == {}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()

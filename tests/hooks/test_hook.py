@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 import time
 from datetime import timedelta
 
@@ -15,10 +16,11 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingSessionMayExistError,
     RemoteRenderingSessionNotFoundError,
 )
-from airflow_provider_arr.hooks import policy, tokens
 from airflow_provider_arr.hooks import sessions as hook_sessions
-from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+from airflow_provider_arr.hooks import tokens
+from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook, clear_token_cache
 from airflow_provider_arr.models import ArrInputError, SessionStatus
+from tests.helpers import FAST_RETRIES
 
 MS_CV = re.compile(r"MS-CV: [A-Za-z0-9+/]{22}\.0")
 UNKNOWN = "00000000-1111-2222-3333-444444444444"
@@ -80,7 +82,7 @@ def test_token_refreshed_five_minutes_before_expiry(arr_conn, monkeypatch):
     assert arr_conn.state.request_counts["token"] == 1
     real_time = time.time
     # The emulator's tokens live 3600 s: 3400 s later we are inside the 5-minute lead.
-    monkeypatch.setattr(tokens.time, "time", lambda: real_time() + 3400)
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3400)
     second = hook.get_token()
     assert arr_conn.state.request_counts["token"] == 2
     assert second != first
@@ -261,7 +263,7 @@ def test_plain_http_refused_unless_loopback(arr_conn, monkeypatch):
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"host": "http://remoterendering.westus2.mixedreality.azure.com"}, "host"),
+        ({"host": "remoterendering.westus2.mixedreality.azure.com"}, "host"),
         ({"host": "", "extra": {}}, "host"),
         ({"login": "not-a-guid"}, "login"),
         ({"password": ""}, "password"),
@@ -331,19 +333,49 @@ async def test_async_path_retries_and_refetches_like_the_sync_one(arr_conn):
     assert arr_conn.state.request_counts["token"] == 2
 
 
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record the waits between attempts (this thread's ``time.sleep`` calls) instead of waiting."""
+    recorded: list[float] = []
+    real_sleep, caller = time.sleep, threading.current_thread()
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is caller:
+            recorded.append(seconds)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return recorded
+
+
+def list_throttled_once(arr_conn, monkeypatch, retry_after: str) -> list[dict]:
+    """List the sessions, answered first by a 429 with this ``Retry-After``; backoff alone waits 1-2 s."""
+    extras = {**FAST_RETRIES, "retry_min_wait": 2, "retry_max_wait": 2, "retry_max_time": 120}
+    for name, value in arr_conn.env(**extras).items():
+        monkeypatch.setenv(name, value)
+    arr_conn.state.add_fault("list", 429, headers={"Retry-After": retry_after})
+    return RemoteRenderingHook().list_sessions()
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [("3", 3.0), ("0.5", 0.5), ("-4", 0.0), ("soon", None), ("", None)],
 )
-def test_retry_after_seconds(header, expected):
-    assert policy.retry_after({"retry-after": header}) == expected
+def test_retry_after_seconds(arr_conn, monkeypatch, sleeps, header, expected):
+    assert list_throttled_once(arr_conn, monkeypatch, header) == []
+    (waited,) = sleeps
+    if expected is None:  # not readable: the usual backoff, 1-2 s with these extras
+        assert 1 <= waited <= 2
+    else:
+        assert waited == expected
 
 
-def test_retry_after_http_date():
+def test_retry_after_http_date(arr_conn, monkeypatch, sleeps):
     from email.utils import formatdate
 
-    seconds = policy.retry_after({"Retry-After": formatdate(time.time() + 30, usegmt=True)})
-    assert seconds is not None
+    assert list_throttled_once(arr_conn, monkeypatch, formatdate(time.time() + 30, usegmt=True)) == []
+    (seconds,) = sleeps
     assert 25 <= seconds <= 31
 
 
@@ -356,12 +388,35 @@ def test_retry_after_http_date():
         ("", None),
     ],
 )
-def test_service_message_from_every_error_shape(body, expected):
-    assert policy.service_error(body)[0] == expected
+def test_service_message_from_every_error_shape(arr_conn, body, expected):
+    arr_conn.state.add_fault("list", 400, body=body)
+    with pytest.raises(RemoteRenderingError) as raised:
+        RemoteRenderingHook().list_sessions()
+    assert raised.value.service_message == expected
 
 
-def test_non_jwt_token_gets_a_conservative_lifetime():
-    now = time.time()
-    assert now + 200 < tokens._refresh_time("opaque-token") <= now + tokens.NON_JWT_TOKEN_LIFETIME
+def test_non_jwt_token_gets_a_conservative_lifetime(arr_conn, monkeypatch):
+    real_time = time.time
+    now = real_time()
+    hook = RemoteRenderingHook()
+
+    def token_at(offset: float) -> str:
+        monkeypatch.setattr(time, "time", lambda: now + offset)
+        return hook.get_token()
+
+    # An opaque token (the STS may answer one): kept for more than 200 s, at most its assumed lifetime.
+    arr_conn.state.add_fault("token", 200, body={"AccessToken": "opaque-token"}, count=2)
+    assert token_at(0) == token_at(200) == "opaque-token"
+    assert arr_conn.state.request_counts["token"] == 1
+    token_at(tokens.NON_JWT_TOKEN_LIFETIME)
+    assert arr_conn.state.request_counts["token"] == 2
+
     # The recordings' fake token: exp 2147483647, refreshed 5 minutes before.
-    assert tokens._refresh_time("fake.eyJleHAiOjIxNDc0ODM2NDd9.fake") == 2147483647 - 300
+    clear_token_cache()
+    fake_jwt = "fake.eyJleHAiOjIxNDc0ODM2NDd9.fake"
+    arr_conn.state.add_fault("token", 200, body={"AccessToken": fake_jwt}, count=2)
+    now = 2147483647 - 300  # when it is due
+    assert token_at(-1000) == token_at(-0.001) == fake_jwt
+    assert arr_conn.state.request_counts["token"] == 3
+    token_at(0)
+    assert arr_conn.state.request_counts["token"] == 4

@@ -1,7 +1,8 @@
 """Fixtures of the reliability tests: one emulator for the module, reset per test, and two connections.
 
-``arr_default`` speaks v1 and ``arr_2021`` the 2021-01-01 dialect, both with small retry waits and a
-one-second read timeout (so that a ``delay`` fault of :data:`LATE` seconds makes the client time out).
+``arr_default`` speaks v1 and ``arr_2021`` the 2021-01-01 dialect, both with :data:`RELIABILITY_EXTRAS`:
+the suite's fast retries made tighter still, and a one-second read timeout (so that a ``delay`` fault
+of :data:`LATE` seconds makes the client time out).
 """
 
 from __future__ import annotations
@@ -15,11 +16,16 @@ import pytest
 from airflow_provider_arr.emulator import ArrEmulator
 from airflow_provider_arr.hooks import remote_rendering as hook_module
 from tests.airflow.conftest import FakeTaskInstance
+from tests.helpers import FAST_RETRIES
 
 READ_TIMEOUT = 1.0
 #: A late answer: the service acts at once but answers after the client gave up.
 LATE = 1.6
-FAST_EXTRAS = {
+#: :data:`tests.helpers.FAST_RETRIES`, tightened for fault injection: nearly every test here provokes
+#: retries, so the waits are shorter; a fixed number of attempts, with a budget long enough for all of
+#: them to time out, makes giving up deterministic; and the read timeout is shorter than :data:`LATE`.
+RELIABILITY_EXTRAS = {
+    **FAST_RETRIES,
     "retry_min_wait": 0.01,
     "retry_max_wait": 0.05,
     "retry_max_time": 10,
@@ -44,8 +50,8 @@ def emu(reliability_emulator: ArrEmulator, monkeypatch: pytest.MonkeyPatch) -> I
     state.reset()
     state.clock, state.start_delay = time.monotonic, START_DELAY
     hook_module.clear_token_cache()
-    monkeypatch.setenv(*next(iter(reliability_emulator.env(V1, **FAST_EXTRAS).items())))
-    extras = {**FAST_EXTRAS, "api_version": "2021-01-01"}
+    monkeypatch.setenv(*next(iter(reliability_emulator.env(V1, **RELIABILITY_EXTRAS).items())))
+    extras = {**RELIABILITY_EXTRAS, "api_version": "2021-01-01"}
     monkeypatch.setenv(*next(iter(reliability_emulator.env(V2021, **extras).items())))
     yield reliability_emulator
     state.reset()

@@ -1,8 +1,9 @@
 """Bad input through the operators: an error naming the field and the problem, and no HTTP request at all.
 
-Never a ``KeyError``, ``AttributeError`` or ``TypeError`` from deep inside. The hook's two senders are
-replaced by a guard that fails the test if anything is sent, which also keeps a connection that
-falls back to the real Azure token service from reaching out of this machine.
+Never a ``KeyError``, ``AttributeError`` or ``TypeError`` from deep inside. The HTTP libraries' transports
+(requests' adapter, httpx's sync and async transports) are replaced by a guard that fails the test if
+anything is sent, which also keeps a connection that falls back to the real Azure token service from
+reaching out of this machine.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
+import requests.adapters
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_arr.hooks.transport import AsyncTransport, SyncTransport
 from airflow_provider_arr.operators.remote_rendering import (
     RemoteRenderingCreateSessionOperator,
     RemoteRenderingExtendSessionOperator,
@@ -31,15 +33,23 @@ BAD_CONN = "arr_bad"
 
 @pytest.fixture
 def no_http(emu, monkeypatch):
-    """Fail the test on any HTTP request; yields the list of attempted ones (for the message)."""
+    """Fail the test on any HTTP request; yields the list of attempted ones (for the message).
+
+    The guard sits in the HTTP libraries' transports, below the hook, so it needs none of the hook's
+    private names and catches a request whichever way the hook sends it.
+    """
     attempted: list[str] = []
 
-    def refuse(self: Any, request: Any, *args: Any) -> Any:
+    def refuse(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         attempted.append(f"{request.method} {request.url}")
         raise AssertionError(f"an HTTP request was made: {request.method} {request.url}")
 
-    monkeypatch.setattr(SyncTransport, "send", refuse)
-    monkeypatch.setattr(AsyncTransport, "send", refuse)
+    async def refuse_async(self: Any, request: Any) -> Any:
+        return refuse(self, request)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", refuse)
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", refuse)
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", refuse_async)
     yield attempted
     assert sum(emu.state.request_counts.values()) == 0
 

@@ -19,7 +19,7 @@ import pytest
 
 from airflow_provider_arr.emulator import ArrEmulator
 from tests.airflow.test_example_dags import EXAMPLE_DAGS, REPO, DagRunner, states
-from tests.reliability.conftest import FAST_EXTRAS
+from tests.reliability.conftest import RELIABILITY_EXTRAS
 
 DAG_ID = "arr_render_pipeline"
 
@@ -67,7 +67,7 @@ def run_pipeline(emu, debug_runner: DagRunner, tmp_path: Path) -> Callable[..., 
             conf=conf or {},
             deferrable=deferrable,
             output_dir=str(tmp_path / "renders"),
-            env=emu.env(**FAST_EXTRAS),
+            env=emu.env(**RELIABILITY_EXTRAS),
             inspect=True,
             **request,
         )

@@ -12,12 +12,13 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from airflow_provider_arr.example_dags._render_manifest import POLL_INTERVAL, write_render_manifest
 from airflow_provider_arr.operators.remote_rendering import (
     RemoteRenderingCreateSessionOperator,
     RemoteRenderingStopSessionOperator,
 )
 from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
+
+from _render_manifest import POLL_INTERVAL, write_render_manifest
 
 
 def model_urls(scene: str) -> list[str]:

@@ -1,5 +1,8 @@
 """Shared by the example DAGs: the stand-in for real rendering work, and its settings.
 
+The DAG files import it as ``_render_manifest``: Airflow puts the DAGs folder (the root of its DAG
+bundle) on ``sys.path`` wherever it parses or runs them.
+
 The "render" writes a small JSON manifest (scene, session, hostname, timestamps) into the directory
 named by ``ARR_RENDER_OUTPUT_DIR`` (a temporary directory by default). Real pipelines would connect a
 rendering client to the session's hostname here.

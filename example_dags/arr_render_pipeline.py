@@ -11,13 +11,14 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from airflow_provider_arr.example_dags._render_manifest import POLL_INTERVAL, write_render_manifest
 from airflow_provider_arr.operators.remote_rendering import (
     RemoteRenderingCreateSessionOperator,
     RemoteRenderingExtendSessionOperator,
     RemoteRenderingStopSessionOperator,
 )
 from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
+
+from _render_manifest import POLL_INTERVAL, write_render_manifest
 
 with DAG(
     dag_id="arr_render_pipeline",
