@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_provider_arr.emulator.faults import FAULT_ACTIONS, OPERATIONS
 from airflow_provider_arr.emulator.server import (
     CONN_TYPE,
     EmulatorServer,
@@ -24,8 +25,6 @@ from airflow_provider_arr.emulator.state import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_ACCOUNT_KEY,
     DEFAULT_PAGE_SIZE,
-    FAULT_ACTIONS,
-    OPERATIONS,
     EmulatorState,
 )
 

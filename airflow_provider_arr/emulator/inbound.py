@@ -8,7 +8,9 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
-from airflow_provider_arr.emulator.state import EmulatorError, EmulatorState, InvalidTokenError, normalize_id
+from airflow_provider_arr.emulator.errors import EmulatorError, InvalidTokenError
+from airflow_provider_arr.emulator.records import normalize_id
+from airflow_provider_arr.emulator.state import EmulatorState
 
 #: The challenge a 401 of the session API carries.
 INVALID_TOKEN_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}

@@ -15,7 +15,8 @@ from typing import Any, cast
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from airflow_provider_arr.emulator.state import EmulatorState, Fault
+from airflow_provider_arr.emulator.faults import Fault
+from airflow_provider_arr.emulator.state import EmulatorState
 
 JSON_MEDIA_TYPE = "application/json; charset=utf-8"
 TEXT_MEDIA_TYPE = "text/plain; charset=utf-8"

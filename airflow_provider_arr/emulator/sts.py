@@ -8,8 +8,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from airflow_provider_arr.emulator import openapi
+from airflow_provider_arr.emulator.errors import AuthenticationError
+from airflow_provider_arr.emulator.records import normalize_id
 from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
-from airflow_provider_arr.emulator.state import AuthenticationError, EmulatorState, normalize_id
+from airflow_provider_arr.emulator.state import EmulatorState
 
 # The real STS answers a bad key with an empty 401 and this challenge.
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}

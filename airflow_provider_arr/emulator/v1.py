@@ -17,19 +17,18 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from airflow_provider_arr.emulator import openapi
-from airflow_provider_arr.emulator.inbound import BadRequestError, check_access, read_json_object
-from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
-from airflow_provider_arr.emulator.state import (
+from airflow_provider_arr.emulator.errors import (
     EmulatorError,
-    EmulatorState,
     InvalidLeaseError,
     InvalidSizeError,
     LeaseNotExtendedError,
     SessionEndedError,
     SessionNotFoundError,
-    SessionRecord,
-    normalize_id,
 )
+from airflow_provider_arr.emulator.inbound import BadRequestError, check_access, read_json_object
+from airflow_provider_arr.emulator.records import SessionRecord, normalize_id
+from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
+from airflow_provider_arr.emulator.state import EmulatorState
 from airflow_provider_arr.emulator.timespan import format_timespan, parse_timespan
 
 SESSIONS = "/v1/accounts/{account_id}/sessions"

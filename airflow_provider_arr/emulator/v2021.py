@@ -25,20 +25,19 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from airflow_provider_arr.emulator import openapi
-from airflow_provider_arr.emulator.inbound import BadRequestError, check_access, read_json_object
-from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
-from airflow_provider_arr.emulator.state import (
+from airflow_provider_arr.emulator.errors import (
     EmulatorError,
-    EmulatorState,
     InvalidLeaseError,
     InvalidSizeError,
     LeaseNotExtendedError,
     SessionConflictError,
     SessionEndedError,
     SessionNotFoundError,
-    SessionRecord,
-    SessionStatus,
 )
+from airflow_provider_arr.emulator.inbound import BadRequestError, check_access, read_json_object
+from airflow_provider_arr.emulator.records import SessionRecord, SessionStatus
+from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
+from airflow_provider_arr.emulator.state import EmulatorState
 
 SESSIONS = "/accounts/{account_id}/sessions"
 SESSION = SESSIONS + "/{session_id}"
