@@ -16,7 +16,7 @@ import binascii
 import random
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
@@ -25,6 +25,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from airflow_provider_arr.emulator import openapi
+from airflow_provider_arr.emulator.dialect import Dialect
 from airflow_provider_arr.emulator.errors import (
     EmulatorError,
     InvalidLeaseError,
@@ -34,9 +35,9 @@ from airflow_provider_arr.emulator.errors import (
     SessionEndedError,
     SessionNotFoundError,
 )
-from airflow_provider_arr.emulator.inbound import BadRequestError, check_access, read_json_object
+from airflow_provider_arr.emulator.inbound import BadRequestError, read_json_object
 from airflow_provider_arr.emulator.records import SessionRecord, SessionStatus
-from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
+from airflow_provider_arr.emulator.responses import json_response
 from airflow_provider_arr.emulator.state import EmulatorState
 
 SESSIONS = "/accounts/{account_id}/sessions"
@@ -200,7 +201,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
             )
             return json_response(session_object(record), 201 if created else 200)
 
-        return await _serve(state, "create", request, account_id, action)
+        return await V2021.serve(state, "create", request, account_id, action)
 
     @router.get(SESSION, **docs(200, 400, 401, 403, 404))
     async def get_session(account_id: str, session_id: str, request: Request) -> Response:
@@ -209,7 +210,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
         async def action() -> Response:
             return json_response(session_object(state.get_session(_session_id(session_id), account_id)))
 
-        return await _serve(state, "properties", request, account_id, action)
+        return await V2021.serve(state, "properties", request, account_id, action)
 
     @router.patch(SESSION, **docs(200, 400, 401, 403, 404, 422, extra=openapi.V2021_UPDATE))
     async def update_session(account_id: str, session_id: str, request: Request) -> Response:
@@ -220,7 +221,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
             lease = _lease(await read_json_object(request), over_limit_status=422)
             return json_response(session_object(state.update_session(checked_id, lease, account_id)))
 
-        return await _serve(state, "update", request, account_id, action)
+        return await V2021.serve(state, "update", request, account_id, action)
 
     @router.post(SESSION + "/:stop", **docs(204, 400, 401, 403, 404))
     async def stop_session(account_id: str, session_id: str, request: Request) -> Response:
@@ -230,7 +231,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
             state.stop_session(_session_id(session_id), account_id)
             return Response(status_code=204)
 
-        return await _serve(state, "stop", request, account_id, action)
+        return await V2021.serve(state, "stop", request, account_id, action)
 
     @router.get(SESSIONS, **docs(200, 400, 401, 403, extra=openapi.CONTINUATION))
     async def list_sessions(account_id: str, request: Request) -> Response:
@@ -251,7 +252,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
                 body["@nextLink"] = str(next_url)
             return json_response(body)
 
-        return await _serve(state, "list", request, account_id, action)
+        return await V2021.serve(state, "list", request, account_id, action)
 
     return router
 
@@ -268,29 +269,6 @@ def docs(*statuses: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "openapi_extra": openapi.merge(openapi.SESSION_TOKEN, openapi.API_VERSION, extra or {}),
         "tags": ["2021-01-01"],
     }
-
-
-async def _serve(
-    state: EmulatorState,
-    operation: str,
-    request: Request,
-    account_id: str,
-    action: Callable[[], Awaitable[Response]],
-) -> Response:
-    """Count the call, apply a fault, check api-version and token, run the action and map its errors."""
-
-    async def answer() -> Response:
-        try:
-            _check_api_version(request)
-            denied = check_access(state, request, account_id)
-            if denied is not None:
-                return error_response(denied.status, denied.message, denied.headers)
-            return await action()
-        except EmulatorError as error:
-            return _error_answer(error)
-
-    response = await serve_with_faults(state, operation, answer, error_response)
-    return add_dialect_headers(response, request.method)
 
 
 def _check_api_version(request: Request) -> None:
@@ -322,6 +300,15 @@ def _error_answer(error: EmulatorError) -> Response:
     if isinstance(error, InvalidSizeError):
         return error_response(400, f"The size value {error}.")
     return error_response(400, str(error))
+
+
+#: How 2021-01-01 serves a call: nested error bodies, a required api-version, its own headers.
+V2021 = Dialect(
+    error_response,
+    _error_answer,
+    check_request=_check_api_version,
+    finish=lambda response, request: add_dialect_headers(response, request.method),
+)
 
 
 def _session_id(raw: str) -> str:
