@@ -20,6 +20,8 @@ from airflow_provider_arr.emulator.state import EmulatorState
 
 JSON_MEDIA_TYPE = "application/json; charset=utf-8"
 TEXT_MEDIA_TYPE = "text/plain; charset=utf-8"
+#: What the service's GETs and token answers carry so that no proxy keeps them.
+NO_CACHE_HEADERS = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 
 
 def new_correlation_vector() -> str:

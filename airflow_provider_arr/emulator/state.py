@@ -155,9 +155,8 @@ class EmulatorState(AccountsAndTokens, FaultInjection):
             session_id = str(uuid.uuid4())
             while session_id in self._sessions:  # a 2021-01-01 client may have chosen it already
                 session_id = str(uuid.uuid4())
-            hostname = f"{uuid.uuid4()}.remoterenderingvm.{self.region}.mixedreality.azure.com"
             session = self._new_session(
-                session_id, account_id, max_lease_time, normalized_size, hostname, models=tuple(models)
+                session_id, account_id, max_lease_time, normalized_size, models=models
             )
             return session.snapshot(session.created_at)
 
@@ -200,7 +199,6 @@ class EmulatorState(AccountsAndTokens, FaultInjection):
                 if not same:
                     raise SessionConflictError(f"A session with id {session_id!r} already exists.")
                 return existing.snapshot(now), False
-            hostname = hostname or f"{uuid.uuid4()}.remoterenderingvm.{self.region}.mixedreality.azure.com"
             session = self._new_session(
                 session_id, account_id, max_lease_time, normalized_size, hostname, lease_from_ready=True
             )
@@ -212,19 +210,20 @@ class EmulatorState(AccountsAndTokens, FaultInjection):
         account_id: str,
         max_lease_time: timedelta,
         size: str,
-        hostname: str,
+        hostname: str | None = None,
         *,
-        models: tuple[str, ...] = (),
+        models: Iterable[str] = (),
         lease_from_ready: bool = False,
     ) -> LiveSession:
-        """Register a new ``Starting`` session; the caller holds the lock."""
+        """Register a new ``Starting`` session, with a v1-style host name if none is given (lock held)."""
+        hostname = hostname or f"{uuid.uuid4()}.remoterenderingvm.{self.region}.mixedreality.azure.com"
         start_delay, start_failure = self._start_faults(self.start_delay)
         session = LiveSession(
             session_id=session_id,
             account_id=normalize_id(account_id),
             size=size,
             max_lease_time=max_lease_time,
-            models=models,
+            models=tuple(models),
             created_at=self.clock(),
             start_delay=start_delay,
             hostname=hostname,

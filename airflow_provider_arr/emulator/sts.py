@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from airflow_provider_arr.emulator import openapi
 from airflow_provider_arr.emulator.errors import AuthenticationError
 from airflow_provider_arr.emulator.records import normalize_id
-from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
+from airflow_provider_arr.emulator.responses import NO_CACHE_HEADERS, json_response, serve_with_faults
 from airflow_provider_arr.emulator.state import EmulatorState
 
 # The real STS answers a bad key with an empty 401 and this challenge.
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
-_NO_CACHE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 
 
 def build_sts_router(state: EmulatorState) -> APIRouter:
@@ -25,11 +22,7 @@ def build_sts_router(state: EmulatorState) -> APIRouter:
     """
     router = APIRouter()
 
-    doc: dict[str, Any] = {
-        "responses": openapi.responses(200, 401),
-        "openapi_extra": openapi.TOKEN,
-        "tags": ["sts"],
-    }
+    doc = openapi.route("sts", (200, 401), openapi.TOKEN)
 
     @router.get("/accounts/{account_id}/token", **doc)
     @router.get("/Accounts/{account_id}/token", **doc)
@@ -44,7 +37,7 @@ def build_sts_router(state: EmulatorState) -> APIRouter:
                 token = state.issue_token(*credentials)
             except AuthenticationError:
                 return Response(status_code=401, headers=_UNAUTHORIZED_HEADERS)
-            return json_response({"AccessToken": token}, headers=_NO_CACHE)
+            return json_response({"AccessToken": token}, headers=NO_CACHE_HEADERS)
 
         return await serve_with_faults(state, "token", answer)
 

@@ -151,12 +151,7 @@ def docs(*statuses: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     :param statuses: the statuses it answers, success first.
     :param extra: what it takes besides the token (its body).
     """
-    return {
-        "status_code": statuses[0],
-        "responses": openapi.responses(*statuses),
-        "openapi_extra": openapi.merge(openapi.SESSION_TOKEN, extra or {}),
-        "tags": ["v1"],
-    }
+    return openapi.route("v1", statuses, openapi.SESSION_TOKEN, extra or {})
 
 
 def _error_answer(error: EmulatorError) -> Response:

@@ -37,7 +37,7 @@ from airflow_provider_arr.emulator.errors import (
 )
 from airflow_provider_arr.emulator.inbound import BadRequestError, read_json_object
 from airflow_provider_arr.emulator.records import SessionRecord, SessionStatus
-from airflow_provider_arr.emulator.responses import json_response
+from airflow_provider_arr.emulator.responses import NO_CACHE_HEADERS, json_response
 from airflow_provider_arr.emulator.state import EmulatorState
 
 SESSIONS = "/accounts/{account_id}/sessions"
@@ -65,7 +65,6 @@ SESSION_ERROR_CODES = {SessionStatus.ERROR: "SessionStartFailed", SessionStatus.
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _SESSIONS_PATH = re.compile(r"^/accounts/[^/]+/sessions(?:/|$)")
-_NO_CACHE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 
 __all__ = [
     "API_VERSIONS",
@@ -115,7 +114,7 @@ def add_dialect_headers(response: Response, method: str) -> Response:
     """
     response.headers.setdefault(SUPPORTED_VERSIONS_HEADER, ", ".join(API_VERSIONS))
     if method == "GET":
-        for name, value in _NO_CACHE.items():
+        for name, value in NO_CACHE_HEADERS.items():
             response.headers.setdefault(name, value)
     return response
 
@@ -263,12 +262,7 @@ def docs(*statuses: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     :param statuses: the statuses it answers, success first.
     :param extra: what it takes besides the token and the api-version (its body, the list's token).
     """
-    return {
-        "status_code": statuses[0],
-        "responses": openapi.responses(*statuses),
-        "openapi_extra": openapi.merge(openapi.SESSION_TOKEN, openapi.API_VERSION, extra or {}),
-        "tags": ["2021-01-01"],
-    }
+    return openapi.route("2021-01-01", statuses, openapi.SESSION_TOKEN, openapi.API_VERSION, extra or {})
 
 
 def _check_api_version(request: Request) -> None:
