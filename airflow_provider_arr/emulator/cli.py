@@ -74,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_fault,
         metavar="OPERATION:STATUS[:COUNT]",
         help="script a fault: the next COUNT (default 1) calls of OPERATION (token, create, update, "
-        "list, properties, stop) answer HTTP STATUS instead of being processed; STATUS may also be "
-        "drop_before, drop_after, truncate or garble (see EmulatorState.add_fault). Repeatable.",
+        "list, properties, stop) answer HTTP STATUS instead of being processed, as the service "
+        "answers it (error body, Retry-After on 429); STATUS may also be drop_before, drop_after, "
+        "truncate or garble (see EmulatorState.add_fault). Repeatable.",
     )
     parser.add_argument(
         "--chaos-rate",

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from airflow_provider_arr.emulator.errors import EmulatorError
 from airflow_provider_arr.emulator.inbound import check_access
-from airflow_provider_arr.emulator.responses import ErrorResponse, serve_with_faults
+from airflow_provider_arr.emulator.responses import ErrorShape, serve_with_faults
 from airflow_provider_arr.emulator.state import EmulatorState
 
 __all__ = ["Dialect"]
@@ -34,14 +34,14 @@ def _unchanged(response: Response, request: Request) -> Response:
 class Dialect:
     """One dialect of the session API, as far as serving a call goes.
 
-    :param error_response: builds an error answer in the dialect's shape, ``(status, message, headers)``.
+    :param errors: how the dialect's error answers look (its own and injected faults' alike).
     :param error_answer: maps an error of the state (or of the request) to the dialect's answer.
     :param check_request: refuses a request the dialect cannot serve by raising an
         :class:`~airflow_provider_arr.emulator.errors.EmulatorError` (before the token is checked).
     :param finish: completes every answer, faults included, e.g. with the dialect's own headers.
     """
 
-    error_response: ErrorResponse
+    errors: ErrorShape
     error_answer: Callable[[EmulatorError], Response]
     check_request: Callable[[Request], None] = _accept
     finish: Callable[[Response, Request], Response] = _unchanged
@@ -68,10 +68,10 @@ class Dialect:
                 self.check_request(request)
                 denied = check_access(state, request, account_id)
                 if denied is not None:
-                    return self.error_response(denied.status, denied.message, denied.headers)
+                    return self.errors.response(denied.status, denied.message, denied.headers)
                 return await action()
             except EmulatorError as error:
                 return self.error_answer(error)
 
-        response = await serve_with_faults(state, operation, answer, self.error_response)
+        response = await serve_with_faults(state, operation, answer, self.errors)
         return self.finish(response, request)

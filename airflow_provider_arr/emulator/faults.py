@@ -63,7 +63,10 @@ class Fault:
     - ``garble``: process the call, then send its real status and headers with ``body`` (by default
       invalid JSON) in place of its real body.
 
-    A ``body`` of ``None`` means the dialect's usual error body for the status (chaos uses it).
+    A canned answer looks like the real service's answer of that status in the route's dialect: a
+    ``body`` of ``None`` is the dialect's error body (none below 400, none from the STS), and an error
+    status brings the headers the service sends with it (``Retry-After`` on a 429, the
+    ``WWW-Authenticate`` challenge on a 401) besides ``headers``, which win.
 
     :param operation: the operation it applies to: ``token``, ``create``, ``update``, ``list``,
         ``properties`` or ``stop``.
@@ -153,7 +156,7 @@ class FaultInjection(RequestCounters):
         self,
         operation: str,
         status: int | None = None,
-        body: str | bytes | Mapping[str, Any] | list[Any] | None = "",
+        body: str | bytes | Mapping[str, Any] | list[Any] | None = None,
         headers: Mapping[str, str] | None = None,
         count: int = 1,
         delay: float = 0.0,
@@ -161,17 +164,20 @@ class FaultInjection(RequestCounters):
     ) -> None:
         """Script a fault for the next ``count`` calls of an operation (see :class:`Fault`).
 
-        ``add_fault("list", 429, headers={"Retry-After": "1"})`` throttles the next list call;
-        ``add_fault("create", action="drop_after")`` starts the session but resets the connection
-        instead of answering; ``add_fault("properties", delay=2)`` answers late.
+        ``add_fault("list", 429)`` throttles the next list call as the service does (an error body
+        in the dialect's shape and ``Retry-After: 1``; ``headers={"Retry-After": "5"}`` asks for
+        longer); ``add_fault("create", action="drop_after")`` starts the session but resets the
+        connection instead of answering; ``add_fault("properties", delay=2)`` answers late.
 
         :param operation: one of ``token``, ``create``, ``update``, ``list``, ``properties``, ``stop``.
         :param status: the HTTP status of a canned answer (``answer``, ``truncate``); ``None`` to
             process the call (a late answer, a truncated or garbled real answer). Must be ``None`` for
             ``drop_before``, ``drop_after`` and ``garble``.
         :param body: the canned (or, for ``garble``, the replacement) body; a dict or list is sent as
-            JSON, ``None`` is the dialect's usual error body for the status.
-        :param headers: extra headers of a canned answer, e.g. ``{"Retry-After": "1"}``.
+            JSON, text as it is (``""``: no body); ``None`` (the default) is the dialect's error body
+            for the status, as the real service sends it.
+        :param headers: headers of a canned answer, besides (and winning over) those the service
+            sends with its status, e.g. ``{"Retry-After": "5"}``.
         :param count: how many calls the fault applies to.
         :param delay: seconds to wait before answering (or dropping).
         :param action: ``answer``, ``drop_before``, ``drop_after``, ``truncate`` or ``garble``.

@@ -26,13 +26,15 @@ from airflow_provider_arr.emulator.errors import (
     SessionEndedError,
     SessionNotFoundError,
 )
-from airflow_provider_arr.emulator.inbound import BadRequestError, read_json_object
+from airflow_provider_arr.emulator.inbound import SESSION_STATUS_HEADERS, BadRequestError, read_json_object
 from airflow_provider_arr.emulator.records import SessionRecord, normalize_id
-from airflow_provider_arr.emulator.responses import json_response
+from airflow_provider_arr.emulator.responses import ErrorShape, json_response
 from airflow_provider_arr.emulator.state import EmulatorState
 from airflow_provider_arr.emulator.timespan import format_timespan, parse_timespan
 
 SESSIONS = "/v1/accounts/{account_id}/sessions"
+#: v1 error answers: a flat ``{"error": "<message>"}``, and the session API's headers by status.
+ERRORS = ErrorShape(lambda status, message: {"error": message}, SESSION_STATUS_HEADERS)
 
 __all__ = ["SESSIONS", "BadRequestError", "build_v1_router", "error_response", "session_properties"]
 
@@ -44,7 +46,7 @@ def error_response(status_code: int, message: str, headers: Mapping[str, str] | 
     :param message: what went wrong, for the client to show.
     :param headers: extra headers.
     """
-    return json_response({"error": message}, status_code, headers)
+    return ERRORS.response(status_code, message, headers)
 
 
 def session_properties(record: SessionRecord) -> dict[str, Any]:
@@ -167,7 +169,7 @@ def _error_answer(error: EmulatorError) -> Response:
 
 
 #: How v1 serves a call: flat error bodies, nothing to check but the token.
-V1 = Dialect(error_response, _error_answer)
+V1 = Dialect(ERRORS, _error_answer)
 
 
 def _session_id(raw: str) -> str:

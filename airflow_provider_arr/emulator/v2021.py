@@ -35,9 +35,9 @@ from airflow_provider_arr.emulator.errors import (
     SessionEndedError,
     SessionNotFoundError,
 )
-from airflow_provider_arr.emulator.inbound import BadRequestError, read_json_object
+from airflow_provider_arr.emulator.inbound import SESSION_STATUS_HEADERS, BadRequestError, read_json_object
 from airflow_provider_arr.emulator.records import SessionRecord, SessionStatus
-from airflow_provider_arr.emulator.responses import NO_CACHE_HEADERS, json_response
+from airflow_provider_arr.emulator.responses import NO_CACHE_HEADERS, ErrorShape, json_response
 from airflow_provider_arr.emulator.state import EmulatorState
 
 SESSIONS = "/accounts/{account_id}/sessions"
@@ -100,8 +100,16 @@ def error_response(status_code: int, message: str, headers: Mapping[str, str] | 
     :param message: what went wrong, for the client to show.
     :param headers: extra headers.
     """
+    return ERRORS.response(status_code, message, headers)
+
+
+def _error_payload(status_code: int, message: str) -> dict[str, Any]:
     code = ERROR_CODES.get(status_code) or HTTPStatus(status_code).phrase.replace(" ", "")
-    return json_response({"error": {"code": code, "message": message}}, status_code, headers)
+    return {"error": {"code": code, "message": message}}
+
+
+#: 2021-01-01 error answers: ``{"error": {"code", "message"}}``, and the session API's headers by status.
+ERRORS = ErrorShape(_error_payload, SESSION_STATUS_HEADERS)
 
 
 def add_dialect_headers(response: Response, method: str) -> Response:
@@ -298,7 +306,7 @@ def _error_answer(error: EmulatorError) -> Response:
 
 #: How 2021-01-01 serves a call: nested error bodies, a required api-version, its own headers.
 V2021 = Dialect(
-    error_response,
+    ERRORS,
     _error_answer,
     check_request=_check_api_version,
     finish=lambda response, request: add_dialect_headers(response, request.method),
