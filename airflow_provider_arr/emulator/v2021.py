@@ -60,8 +60,10 @@ ERROR_CODES = {
     429: "TooManyRequests",
     500: "InternalServerError",
 }
-#: The ``error.code`` of a session that ended in Error or Expired (the emulator's choice).
-SESSION_ERROR_CODES = {SessionStatus.ERROR: "SessionStartFailed", SessionStatus.EXPIRED: "LeaseExpired"}
+#: The ``error.code`` of a session that failed to start (the emulator's choice). The contract's
+#: ``error`` describes a start-up failure only: a session that is Expired or Stopped carries none (the
+#: official SDK's poller raises on any ``error``, and must return such a session).
+SESSION_ERROR_CODES = {SessionStatus.ERROR: "SessionStartFailed"}
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _SESSIONS_PATH = re.compile(r"^/accounts/[^/]+/sessions(?:/|$)")
