@@ -15,24 +15,16 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from tests.emulator.conftest import PROPERTY_FIELDS, STARTING_FIELDS
+
 API = {"api-version": "2021-01-01"}
 START_FAILURE = "No Standard server is free in westus2."
-STARTING_FIELDS = ["id", "creationTime", "elapsedTimeMinutes", "maxLeaseTimeMinutes", "size", "status"]
 #: The 2021-01-01 fields of an ended session, by how it ended.
 ENDED_FIELDS = {
     "Stopped": [*STARTING_FIELDS, "teraflops"],
     "Expired": [*STARTING_FIELDS, "teraflops"],
     "Error": [*STARTING_FIELDS, "error"],
 }
-V1_FIELDS = [
-    "message",
-    "sessionElapsedTime",
-    "sessionHostname",
-    "sessionId",
-    "sessionMaxLeaseTime",
-    "sessionSize",
-    "sessionStatus",
-]
 
 
 class Dialect:
@@ -120,7 +112,7 @@ def test_an_ended_v1_session_says_why_only_when_it_failed_or_expired(how, dialec
 
     assert answer.status_code == 200
     body = answer.json()
-    assert list(body) == V1_FIELDS
+    assert list(body) == PROPERTY_FIELDS
     assert (body["sessionId"], body["sessionStatus"]) == (session_id, how)
     expected_message = {
         "Stopped": None,

@@ -10,11 +10,11 @@ import pytest
 
 from airflow_provider_arr.emulator import ArrEmulator
 from airflow_provider_arr.emulator.v2021 import format_creation_time
+from tests.emulator.conftest import STARTING_FIELDS
 
 API = {"api-version": "2021-01-01"}
 CREATION_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}\+00:00$")
 HOSTNAME = re.compile(r"^arrwu2standard[0-9a-f]{32}\.remoterendering\.vm\.westus2\.mixedreality\.azure\.com$")
-STARTING_FIELDS = ["id", "creationTime", "elapsedTimeMinutes", "maxLeaseTimeMinutes", "size", "status"]
 READY_FIELDS = [
     "id",
     "creationTime",
