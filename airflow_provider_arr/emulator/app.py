@@ -18,8 +18,9 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from airflow_provider_arr.emulator.openapi import install as install_openapi
+from airflow_provider_arr.emulator.records import SessionRecord
 from airflow_provider_arr.emulator.responses import CommonHeadersMiddleware, common_headers, json_response
-from airflow_provider_arr.emulator.state import EmulatorState, SessionRecord
+from airflow_provider_arr.emulator.state import EmulatorState
 from airflow_provider_arr.emulator.sts import build_sts_router
 from airflow_provider_arr.emulator.timespan import format_timespan
 from airflow_provider_arr.emulator.v1 import build_v1_router

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_provider_arr.emulator.faults import FAULT_ACTIONS, OPERATIONS
 from airflow_provider_arr.emulator.server import (
     CONN_TYPE,
     EmulatorServer,
@@ -24,8 +25,6 @@ from airflow_provider_arr.emulator.state import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_ACCOUNT_KEY,
     DEFAULT_PAGE_SIZE,
-    FAULT_ACTIONS,
-    OPERATIONS,
     EmulatorState,
 )
 
@@ -75,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_fault,
         metavar="OPERATION:STATUS[:COUNT]",
         help="script a fault: the next COUNT (default 1) calls of OPERATION (token, create, update, "
-        "list, properties, stop) answer HTTP STATUS instead of being processed; STATUS may also be "
-        "drop_before, drop_after, truncate or garble (see EmulatorState.add_fault). Repeatable.",
+        "list, properties, stop) answer HTTP STATUS instead of being processed, as the service "
+        "answers it (error body, Retry-After on 429); STATUS may also be drop_before, drop_after, "
+        "truncate or garble (see EmulatorState.add_fault). Repeatable.",
     )
     parser.add_argument(
         "--chaos-rate",

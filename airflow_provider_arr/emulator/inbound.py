@@ -8,10 +8,15 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
-from airflow_provider_arr.emulator.state import EmulatorError, EmulatorState, InvalidTokenError, normalize_id
+from airflow_provider_arr.emulator.errors import EmulatorError, InvalidTokenError
+from airflow_provider_arr.emulator.records import normalize_id
+from airflow_provider_arr.emulator.responses import THROTTLED_HEADERS
+from airflow_provider_arr.emulator.state import EmulatorState
 
 #: The challenge a 401 of the session API carries.
 INVALID_TOKEN_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+#: The headers an error answer of the session API carries by its status, in both dialects.
+SESSION_STATUS_HEADERS = {401: INVALID_TOKEN_CHALLENGE, 429: THROTTLED_HEADERS}
 
 
 class BadRequestError(EmulatorError):

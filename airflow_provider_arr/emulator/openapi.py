@@ -79,6 +79,21 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"description": _STATUS_TEXT[status]} for status in statuses}
 
 
+def route(tag: str, statuses: tuple[int, ...], *extras: dict[str, Any]) -> dict[str, Any]:
+    """The documentation arguments of a route decorator (no effect on what the route answers).
+
+    :param tag: the group the route is listed under: ``sts`` or its dialect.
+    :param statuses: the statuses it answers, success first.
+    :param extras: ``openapi_extra`` fragments: what it takes (token, query parameters, body).
+    """
+    return {
+        "status_code": statuses[0],
+        "responses": responses(*statuses),
+        "openapi_extra": merge(*extras),
+        "tags": [tag],
+    }
+
+
 _STATUS_TEXT = {
     200: "OK",
     201: "Created",

@@ -10,15 +10,19 @@ import secrets
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from airflow_provider_arr.emulator.state import EmulatorState, Fault
+from airflow_provider_arr.emulator.faults import Fault
+from airflow_provider_arr.emulator.state import EmulatorState
 
 JSON_MEDIA_TYPE = "application/json; charset=utf-8"
 TEXT_MEDIA_TYPE = "text/plain; charset=utf-8"
+#: What the service's GETs and token answers carry so that no proxy keeps them.
+NO_CACHE_HEADERS = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 
 
 def new_correlation_vector() -> str:
@@ -42,30 +46,77 @@ def json_response(payload: Any, status_code: int = 200, headers: Mapping[str, st
     return Response(body, status_code=status_code, headers=dict(headers or {}), media_type=JSON_MEDIA_TYPE)
 
 
-#: What a canned error answer says when a fault gives no body (``body=None``, as chaos faults do).
+#: Seconds a throttled answer asks the client to wait, unless a fault names its own ``Retry-After``.
+DEFAULT_RETRY_AFTER = 1
+#: What every 429 of the service carries (the contract: ``Retry-After``, in whole seconds).
+THROTTLED_HEADERS = {"Retry-After": str(DEFAULT_RETRY_AFTER)}
+#: What a canned error answer says when its fault gives no body (the default, and chaos faults).
 FAULT_MESSAGES = {
+    400: "The request is not valid.",
+    401: "Missing or invalid authorization.",
+    403: "Authorization insufficient for the given resource.",
+    404: "No session with the provided session ID exists.",
+    409: "A resource already exists under the given ID.",
     429: "Too many requests; retry later.",
     500: "An internal server error occurred.",
     503: "The service is temporarily unavailable; retry later.",
 }
-#: Builds a dialect's error answer: ``(status, message, headers) -> Response``.
-ErrorResponse = Callable[[int, str, Mapping[str, str] | None], Response]
 
 
-def fault_response(fault: Fault, error_response: ErrorResponse | None = None) -> Response:
-    """Build the canned answer of an injected fault.
+@dataclass(frozen=True)
+class ErrorShape:
+    """How one family of routes (a dialect, or the STS) answers an error: its body and its headers.
+
+    :param payload: the JSON body of an error, ``(status, message) -> payload``; ``None`` for none.
+    :param status_headers: the headers an error of a status carries, by status (``Retry-After`` on a
+        429, the challenge on a 401...); ``MS-CV`` and the dialect's own headers are added elsewhere.
+    """
+
+    payload: Callable[[int, str], Any] | None
+    status_headers: Mapping[int, Mapping[str, str]]
+
+    def headers(self, status: int, given: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Return the headers of an answer of ``status``: those the status calls for, then ``given``.
+
+        :param status: the HTTP status.
+        :param given: headers set by the caller (a test's fault); they win, whatever their case.
+        """
+        given = dict(given or {})
+        names = {name.lower() for name in given}
+        defaults = self.status_headers.get(status, {})
+        return {**{k: v for k, v in defaults.items() if k.lower() not in names}, **given}
+
+    def response(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+        """Return an error answer in this shape.
+
+        :param status: the HTTP status.
+        :param message: what went wrong, for the client to show (unused without a payload).
+        :param headers: extra headers; they win over the status's own.
+        """
+        all_headers = self.headers(status, headers)
+        if self.payload is None:
+            return Response(status_code=status, headers=all_headers)
+        return json_response(self.payload(status, message), status, all_headers)
+
+
+def fault_response(fault: Fault, errors: ErrorShape | None = None) -> Response:
+    """Build the canned answer of an injected fault, as the real service answers that status.
+
+    With the route's ``errors``, a fault without a body (``None``, the default) gets the dialect's
+    error body for a status from 400 (no body below), and every answer gets the headers its status
+    calls for (``Retry-After`` on 429, the challenge on 401); the fault's own body and headers win.
 
     :param fault: a fault with a status (a dict or list body is sent as JSON, text as-is).
-    :param error_response: builds the dialect's error answer, used when the fault's body is ``None``;
-        without it such a fault answers with an empty body.
+    :param errors: the error shape of the route's dialect; without it the fault is sent as it is.
     """
-    assert fault.status is not None
-    body = fault.body
-    if body is None:
-        if error_response is not None:
-            message = FAULT_MESSAGES.get(fault.status, f"Injected fault: HTTP {fault.status}.")
-            return error_response(fault.status, message, fault.headers)
-        body = b""
+    status = fault.status
+    assert status is not None
+    if errors is not None and fault.body is None and status >= 400:
+        return errors.response(
+            status, FAULT_MESSAGES.get(status, f"Injected fault: HTTP {status}."), fault.headers
+        )
+    headers = errors.headers(status, fault.headers) if errors is not None else dict(fault.headers)
+    body = b"" if fault.body is None else fault.body
     if isinstance(body, Mapping | list):
         content = json.dumps(body, separators=(",", ":")).encode("utf-8")
         media_type: str | None = JSON_MEDIA_TYPE
@@ -74,7 +125,7 @@ def fault_response(fault: Fault, error_response: ErrorResponse | None = None) ->
         media_type = None
         if content:
             media_type = JSON_MEDIA_TYPE if _looks_like_json(content) else TEXT_MEDIA_TYPE
-    return Response(content, status_code=fault.status, headers=fault.headers, media_type=media_type)
+    return Response(content, status_code=status, headers=headers, media_type=media_type)
 
 
 def _looks_like_json(content: bytes) -> bool:
@@ -89,7 +140,7 @@ async def serve_with_faults(
     state: EmulatorState,
     operation: str,
     handler: Callable[[], Awaitable[Response]],
-    error_response: ErrorResponse | None = None,
+    errors: ErrorShape | None = None,
 ) -> Response:
     """Count a call of an operation, then answer it, honouring a pending fault (see :class:`Fault`).
 
@@ -101,7 +152,7 @@ async def serve_with_faults(
     :param state: the emulator state.
     :param operation: the operation's name.
     :param handler: produces the normal answer (and does the work).
-    :param error_response: builds the dialect's error answer for faults without a body.
+    :param errors: the error shape of the route's dialect, for canned answers (see :func:`fault_response`).
     """
     fault = state.begin_request(operation)
     if fault is None:
@@ -110,7 +161,7 @@ async def serve_with_faults(
         await asyncio.sleep(fault.delay)
         if fault.action == "drop_before":
             return DroppedConnection()
-        response = fault_response(fault, error_response)
+        response = fault_response(fault, errors)
         return TruncatedResponse(response) if fault.action == "truncate" else response
     response = await handler()
     await asyncio.sleep(fault.delay)

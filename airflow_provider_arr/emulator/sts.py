@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from airflow_provider_arr.emulator import openapi
-from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
-from airflow_provider_arr.emulator.state import AuthenticationError, EmulatorState, normalize_id
+from airflow_provider_arr.emulator.errors import AuthenticationError
+from airflow_provider_arr.emulator.records import normalize_id
+from airflow_provider_arr.emulator.responses import (
+    NO_CACHE_HEADERS,
+    THROTTLED_HEADERS,
+    ErrorShape,
+    json_response,
+    serve_with_faults,
+)
+from airflow_provider_arr.emulator.state import EmulatorState
 
-# The real STS answers a bad key with an empty 401 and this challenge.
-_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
-_NO_CACHE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+#: STS error answers: no body (a bad key gets an empty 401, as recorded); 400, 401 and 429 carry the
+#: challenge (the STS contract), a 429 also ``Retry-After``.
+STS_ERRORS = ErrorShape(None, {400: _CHALLENGE, 401: _CHALLENGE, 429: {**_CHALLENGE, **THROTTLED_HEADERS}})
 
 
 def build_sts_router(state: EmulatorState) -> APIRouter:
@@ -23,11 +30,7 @@ def build_sts_router(state: EmulatorState) -> APIRouter:
     """
     router = APIRouter()
 
-    doc: dict[str, Any] = {
-        "responses": openapi.responses(200, 401),
-        "openapi_extra": openapi.TOKEN,
-        "tags": ["sts"],
-    }
+    doc = openapi.route("sts", (200, 401), openapi.TOKEN)
 
     @router.get("/accounts/{account_id}/token", **doc)
     @router.get("/Accounts/{account_id}/token", **doc)
@@ -37,14 +40,14 @@ def build_sts_router(state: EmulatorState) -> APIRouter:
         async def answer() -> Response:
             credentials = _account_credentials(request.headers.get("authorization", ""))
             if credentials is None or normalize_id(credentials[0]) != normalize_id(account_id):
-                return Response(status_code=401, headers=_UNAUTHORIZED_HEADERS)
+                return STS_ERRORS.response(401, "Unknown account or wrong account key.")
             try:
                 token = state.issue_token(*credentials)
             except AuthenticationError:
-                return Response(status_code=401, headers=_UNAUTHORIZED_HEADERS)
-            return json_response({"AccessToken": token}, headers=_NO_CACHE)
+                return STS_ERRORS.response(401, "Unknown account or wrong account key.")
+            return json_response({"AccessToken": token}, headers=NO_CACHE_HEADERS)
 
-        return await serve_with_faults(state, "token", answer)
+        return await serve_with_faults(state, "token", answer, STS_ERRORS)
 
     return router
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -17,22 +17,24 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from airflow_provider_arr.emulator import openapi
-from airflow_provider_arr.emulator.inbound import BadRequestError, check_access, read_json_object
-from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
-from airflow_provider_arr.emulator.state import (
+from airflow_provider_arr.emulator.dialect import Dialect
+from airflow_provider_arr.emulator.errors import (
     EmulatorError,
-    EmulatorState,
     InvalidLeaseError,
     InvalidSizeError,
     LeaseNotExtendedError,
     SessionEndedError,
     SessionNotFoundError,
-    SessionRecord,
-    normalize_id,
 )
+from airflow_provider_arr.emulator.inbound import SESSION_STATUS_HEADERS, BadRequestError, read_json_object
+from airflow_provider_arr.emulator.records import SessionRecord, normalize_id
+from airflow_provider_arr.emulator.responses import ErrorShape, json_response
+from airflow_provider_arr.emulator.state import EmulatorState
 from airflow_provider_arr.emulator.timespan import format_timespan, parse_timespan
 
 SESSIONS = "/v1/accounts/{account_id}/sessions"
+#: v1 error answers: a flat ``{"error": "<message>"}``, and the session API's headers by status.
+ERRORS = ErrorShape(lambda status, message: {"error": message}, SESSION_STATUS_HEADERS)
 
 __all__ = ["SESSIONS", "BadRequestError", "build_v1_router", "error_response", "session_properties"]
 
@@ -44,7 +46,7 @@ def error_response(status_code: int, message: str, headers: Mapping[str, str] | 
     :param message: what went wrong, for the client to show.
     :param headers: extra headers.
     """
-    return json_response({"error": message}, status_code, headers)
+    return ERRORS.response(status_code, message, headers)
 
 
 def session_properties(record: SessionRecord) -> dict[str, Any]:
@@ -87,7 +89,7 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
             location = f"accounts/{normalize_id(account_id)}/sessions/{record.session_id}"
             return json_response({"sessionId": record.session_id}, 202, {"Location": location})
 
-        return await _serve(state, "create", request, account_id, action)
+        return await V1.serve(state, "create", request, account_id, action)
 
     update_doc = docs(200, 400, 401, 403, 404, extra=openapi.V1_UPDATE)
 
@@ -101,7 +103,7 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
             state.update_session(_session_id(session_id), lease, account_id)
             return Response(status_code=200)
 
-        return await _serve(state, "update", request, account_id, action)
+        return await V1.serve(state, "update", request, account_id, action)
 
     list_doc = docs(200, 401, 403)
 
@@ -114,7 +116,7 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
             records = state.list_sessions(account_id)
             return json_response({"sessions": [session_properties(record) for record in records]})
 
-        return await _serve(state, "list", request, account_id, action)
+        return await V1.serve(state, "list", request, account_id, action)
 
     properties_doc = docs(200, 401, 403, 404)
 
@@ -127,7 +129,7 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
             record = state.get_session(_session_id(session_id), account_id)
             return json_response(session_properties(record))
 
-        return await _serve(state, "properties", request, account_id, action)
+        return await V1.serve(state, "properties", request, account_id, action)
 
     stop_doc = docs(204, 401, 403, 404)
 
@@ -140,7 +142,7 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
             state.stop_session(_session_id(session_id), account_id)
             return Response(status_code=204)
 
-        return await _serve(state, "stop", request, account_id, action)
+        return await V1.serve(state, "stop", request, account_id, action)
 
     return router
 
@@ -151,33 +153,7 @@ def docs(*statuses: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     :param statuses: the statuses it answers, success first.
     :param extra: what it takes besides the token (its body).
     """
-    return {
-        "status_code": statuses[0],
-        "responses": openapi.responses(*statuses),
-        "openapi_extra": openapi.merge(openapi.SESSION_TOKEN, extra or {}),
-        "tags": ["v1"],
-    }
-
-
-async def _serve(
-    state: EmulatorState,
-    operation: str,
-    request: Request,
-    account_id: str,
-    action: Callable[[], Awaitable[Response]],
-) -> Response:
-    """Count the call, apply a fault, check the token, run the action and map its errors."""
-
-    async def answer() -> Response:
-        denied = check_access(state, request, account_id)
-        if denied is not None:
-            return error_response(denied.status, denied.message, denied.headers)
-        try:
-            return await action()
-        except EmulatorError as error:
-            return _error_answer(error)
-
-    return await serve_with_faults(state, operation, answer, error_response)
+    return openapi.route("v1", statuses, openapi.SESSION_TOKEN, extra or {})
 
 
 def _error_answer(error: EmulatorError) -> Response:
@@ -190,6 +166,10 @@ def _error_answer(error: EmulatorError) -> Response:
     if isinstance(error, SessionEndedError):
         return error_response(400, f"{error} A session in a final state cannot be updated.")
     return error_response(400, str(error))
+
+
+#: How v1 serves a call: flat error bodies, nothing to check but the token.
+V1 = Dialect(ERRORS, _error_answer)
 
 
 def _session_id(raw: str) -> str:

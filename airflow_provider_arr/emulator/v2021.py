@@ -16,7 +16,7 @@ import binascii
 import random
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
@@ -25,20 +25,20 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from airflow_provider_arr.emulator import openapi
-from airflow_provider_arr.emulator.inbound import BadRequestError, check_access, read_json_object
-from airflow_provider_arr.emulator.responses import json_response, serve_with_faults
-from airflow_provider_arr.emulator.state import (
+from airflow_provider_arr.emulator.dialect import Dialect
+from airflow_provider_arr.emulator.errors import (
     EmulatorError,
-    EmulatorState,
     InvalidLeaseError,
     InvalidSizeError,
     LeaseNotExtendedError,
     SessionConflictError,
     SessionEndedError,
     SessionNotFoundError,
-    SessionRecord,
-    SessionStatus,
 )
+from airflow_provider_arr.emulator.inbound import SESSION_STATUS_HEADERS, BadRequestError, read_json_object
+from airflow_provider_arr.emulator.records import SessionRecord, SessionStatus
+from airflow_provider_arr.emulator.responses import NO_CACHE_HEADERS, ErrorShape, json_response
+from airflow_provider_arr.emulator.state import EmulatorState
 
 SESSIONS = "/accounts/{account_id}/sessions"
 SESSION = SESSIONS + "/{session_id}"
@@ -60,12 +60,13 @@ ERROR_CODES = {
     429: "TooManyRequests",
     500: "InternalServerError",
 }
-#: The ``error.code`` of a session that ended in Error or Expired (the emulator's choice).
-SESSION_ERROR_CODES = {SessionStatus.ERROR: "SessionStartFailed", SessionStatus.EXPIRED: "LeaseExpired"}
+#: The ``error.code`` of a session that failed to start (the emulator's choice). The contract's
+#: ``error`` describes a start-up failure only: a session that is Expired or Stopped carries none (the
+#: official SDK's poller raises on any ``error``, and must return such a session).
+SESSION_ERROR_CODES = {SessionStatus.ERROR: "SessionStartFailed"}
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _SESSIONS_PATH = re.compile(r"^/accounts/[^/]+/sessions(?:/|$)")
-_NO_CACHE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 
 __all__ = [
     "API_VERSIONS",
@@ -101,8 +102,16 @@ def error_response(status_code: int, message: str, headers: Mapping[str, str] | 
     :param message: what went wrong, for the client to show.
     :param headers: extra headers.
     """
+    return ERRORS.response(status_code, message, headers)
+
+
+def _error_payload(status_code: int, message: str) -> dict[str, Any]:
     code = ERROR_CODES.get(status_code) or HTTPStatus(status_code).phrase.replace(" ", "")
-    return json_response({"error": {"code": code, "message": message}}, status_code, headers)
+    return {"error": {"code": code, "message": message}}
+
+
+#: 2021-01-01 error answers: ``{"error": {"code", "message"}}``, and the session API's headers by status.
+ERRORS = ErrorShape(_error_payload, SESSION_STATUS_HEADERS)
 
 
 def add_dialect_headers(response: Response, method: str) -> Response:
@@ -115,7 +124,7 @@ def add_dialect_headers(response: Response, method: str) -> Response:
     """
     response.headers.setdefault(SUPPORTED_VERSIONS_HEADER, ", ".join(API_VERSIONS))
     if method == "GET":
-        for name, value in _NO_CACHE.items():
+        for name, value in NO_CACHE_HEADERS.items():
             response.headers.setdefault(name, value)
     return response
 
@@ -201,7 +210,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
             )
             return json_response(session_object(record), 201 if created else 200)
 
-        return await _serve(state, "create", request, account_id, action)
+        return await V2021.serve(state, "create", request, account_id, action)
 
     @router.get(SESSION, **docs(200, 400, 401, 403, 404))
     async def get_session(account_id: str, session_id: str, request: Request) -> Response:
@@ -210,7 +219,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
         async def action() -> Response:
             return json_response(session_object(state.get_session(_session_id(session_id), account_id)))
 
-        return await _serve(state, "properties", request, account_id, action)
+        return await V2021.serve(state, "properties", request, account_id, action)
 
     @router.patch(SESSION, **docs(200, 400, 401, 403, 404, 422, extra=openapi.V2021_UPDATE))
     async def update_session(account_id: str, session_id: str, request: Request) -> Response:
@@ -221,7 +230,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
             lease = _lease(await read_json_object(request), over_limit_status=422)
             return json_response(session_object(state.update_session(checked_id, lease, account_id)))
 
-        return await _serve(state, "update", request, account_id, action)
+        return await V2021.serve(state, "update", request, account_id, action)
 
     @router.post(SESSION + "/:stop", **docs(204, 400, 401, 403, 404))
     async def stop_session(account_id: str, session_id: str, request: Request) -> Response:
@@ -231,7 +240,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
             state.stop_session(_session_id(session_id), account_id)
             return Response(status_code=204)
 
-        return await _serve(state, "stop", request, account_id, action)
+        return await V2021.serve(state, "stop", request, account_id, action)
 
     @router.get(SESSIONS, **docs(200, 400, 401, 403, extra=openapi.CONTINUATION))
     async def list_sessions(account_id: str, request: Request) -> Response:
@@ -252,7 +261,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
                 body["@nextLink"] = str(next_url)
             return json_response(body)
 
-        return await _serve(state, "list", request, account_id, action)
+        return await V2021.serve(state, "list", request, account_id, action)
 
     return router
 
@@ -263,35 +272,7 @@ def docs(*statuses: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     :param statuses: the statuses it answers, success first.
     :param extra: what it takes besides the token and the api-version (its body, the list's token).
     """
-    return {
-        "status_code": statuses[0],
-        "responses": openapi.responses(*statuses),
-        "openapi_extra": openapi.merge(openapi.SESSION_TOKEN, openapi.API_VERSION, extra or {}),
-        "tags": ["2021-01-01"],
-    }
-
-
-async def _serve(
-    state: EmulatorState,
-    operation: str,
-    request: Request,
-    account_id: str,
-    action: Callable[[], Awaitable[Response]],
-) -> Response:
-    """Count the call, apply a fault, check api-version and token, run the action and map its errors."""
-
-    async def answer() -> Response:
-        try:
-            _check_api_version(request)
-            denied = check_access(state, request, account_id)
-            if denied is not None:
-                return error_response(denied.status, denied.message, denied.headers)
-            return await action()
-        except EmulatorError as error:
-            return _error_answer(error)
-
-    response = await serve_with_faults(state, operation, answer, error_response)
-    return add_dialect_headers(response, request.method)
+    return openapi.route("2021-01-01", statuses, openapi.SESSION_TOKEN, openapi.API_VERSION, extra or {})
 
 
 def _check_api_version(request: Request) -> None:
@@ -323,6 +304,15 @@ def _error_answer(error: EmulatorError) -> Response:
     if isinstance(error, InvalidSizeError):
         return error_response(400, f"The size value {error}.")
     return error_response(400, str(error))
+
+
+#: How 2021-01-01 serves a call: nested error bodies, a required api-version, its own headers.
+V2021 = Dialect(
+    ERRORS,
+    _error_answer,
+    check_request=_check_api_version,
+    finish=lambda response, request: add_dialect_headers(response, request.method),
+)
 
 
 def _session_id(raw: str) -> str:

@@ -140,3 +140,30 @@ def test_a_failed_start_ends_the_poller_with_the_session_error(
         poller.result(timeout=10)
     assert raised.value.error.message == "No Standard server is free in westus2."
     assert client.get_rendering_session("doomed").status == RenderingSessionStatus.ERROR
+
+
+def test_an_expired_session_is_returned_not_raised(
+    client: RemoteRenderingClient, tls_emulator: ArrEmulator
+) -> None:
+    # A zero lease counts from Ready: the session expires the moment it is Ready.
+    poller = client.begin_rendering_session(
+        session_id="short-lived", size=RenderingSessionSize.STANDARD, lease_time_minutes=0
+    )
+    expired = poller.result(timeout=10)
+    assert (expired.id, expired.status, expired.error) == (
+        "short-lived",
+        RenderingSessionStatus.EXPIRED,
+        None,
+    )
+    assert client.get_rendering_session("short-lived").status == RenderingSessionStatus.EXPIRED
+
+
+def test_a_session_stopped_while_starting_is_returned_not_raised(
+    client: RemoteRenderingClient, tls_emulator: ArrEmulator
+) -> None:
+    poller = client.begin_rendering_session(
+        session_id="stopped-early", size=RenderingSessionSize.STANDARD, lease_time_minutes=5
+    )
+    client.stop_rendering_session("stopped-early")
+    stopped = poller.result(timeout=10)
+    assert (stopped.status, stopped.error) == (RenderingSessionStatus.STOPPED, None)

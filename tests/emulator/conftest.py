@@ -17,6 +17,18 @@ from airflow_provider_arr.emulator.state import DEFAULT_PAGE_SIZE
 
 MS_CV = re.compile(r"^[A-Za-z0-9+/]{22}\.0$")
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+#: The fields of v1 session properties, in the service's order.
+PROPERTY_FIELDS = [
+    "message",
+    "sessionElapsedTime",
+    "sessionHostname",
+    "sessionId",
+    "sessionMaxLeaseTime",
+    "sessionSize",
+    "sessionStatus",
+]
+#: The fields of a 2021-01-01 session while Starting, in the service's order (others are added later).
+STARTING_FIELDS = ["id", "creationTime", "elapsedTimeMinutes", "maxLeaseTimeMinutes", "size", "status"]
 
 
 class FakeClock:

@@ -34,7 +34,8 @@ def test_503_on_the_sts_with_plain_text(client, emulator, get_token, check_heade
 def test_fault_replaces_processing_even_without_auth(client, emulator, sessions_url):
     emulator.state.add_fault("create", 500)
     response = client.post(f"{sessions_url}/create", json={"maxLeaseTime": "4:0:0", "size": "standard"})
-    assert (response.status_code, response.content) == (500, b"")
+    # Without a body of its own a canned 500 carries the v1 error body, as the service's does.
+    assert (response.status_code, response.json()) == (500, {"error": "An internal server error occurred."})
     assert emulator.state.sessions() == []
 
 

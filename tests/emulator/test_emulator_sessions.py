@@ -11,17 +11,9 @@ import jwt
 import pytest
 
 from airflow_provider_arr.emulator import ArrEmulator
+from tests.emulator.conftest import PROPERTY_FIELDS
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-PROPERTY_FIELDS = [
-    "message",
-    "sessionElapsedTime",
-    "sessionHostname",
-    "sessionId",
-    "sessionMaxLeaseTime",
-    "sessionSize",
-    "sessionStatus",
-]
 
 
 def properties(client, sessions_url, auth, session_id):
