@@ -1,7 +1,9 @@
 """Render one scene on one Azure Remote Rendering session, and stop the session whatever happens.
 
 ``create`` is the setup and ``stop`` its teardown: the session is stopped even when rendering fails
-(try the ``fail_render`` param), and the run is still marked failed.
+(try the ``fail_render`` param), and the run is still marked failed. The teardown's trigger rule is
+``all_done``, so it also runs when every try of ``create`` failed: it then stops whatever those tries
+recorded as started (a try killed mid-create, say). The ``arr_session_janitor`` DAG is the net under it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param, TriggerRule, task
 
 from airflow_provider_arr.operators.remote_rendering import (
     RemoteRenderingCreateSessionOperator,
@@ -31,7 +33,9 @@ with DAG(
     },
     tags=["example", "azure-remote-rendering"],
 ) as dag:
-    create = RemoteRenderingCreateSessionOperator(task_id="create", max_lease_time="1:00:00", size="standard")
+    create = RemoteRenderingCreateSessionOperator(
+        task_id="create", max_lease_time="1:00:00", size="standard", retries=1
+    )
 
     wait_ready = RemoteRenderingSessionReadySensor(
         task_id="wait_ready",
@@ -51,7 +55,9 @@ with DAG(
         params = params or {}
         return write_render_manifest(params["scene"], session, fail=params["fail_render"])
 
+    # session_id=create.output also tells the stop which create task's records to read (every try).
     stop = RemoteRenderingStopSessionOperator(task_id="stop", session_id=create.output)
 
     create >> wait_ready >> extend >> render(wait_ready.output) >> stop
     stop.as_teardown(setups=create)
+    stop.trigger_rule = TriggerRule.ALL_DONE  # run even if every create try failed

@@ -51,19 +51,19 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
     ``elapsed``.
 
     :param arr_conn_ids: the connection ids of the accounts to sweep. (templated)
-    :param dry_run: only report what would be stopped (kept as ``only_report``: ``BaseOperator`` has a
-        ``dry_run`` method).
+    :param dry_run: only report what would be stopped. (templated; kept as ``only_report``, since
+        ``BaseOperator`` has a ``dry_run`` method)
     :param max_unowned_age: stop unattributed sessions that have run longer than this (``timedelta`` or
         ``"2:0:0"``); ``None`` (default) never stops them. (templated)
     """
 
-    template_fields: Sequence[str] = ("arr_conn_ids", "max_unowned_age")
+    template_fields: Sequence[str] = ("arr_conn_ids", "max_unowned_age", "only_report")
 
     def __init__(
         self,
         *,
         arr_conn_ids: Sequence[str] | str = ("arr_default",),
-        dry_run: bool = False,
+        dry_run: bool | str = False,
         max_unowned_age: timedelta | str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -84,6 +84,8 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
                 f"arr_conn_ids: must be a list of connection ids, got {self.arr_conn_ids!r}"
             )
         max_age = _max_age(self.max_unowned_age)
+        if isinstance(self.only_report, str):  # a template rendered as text
+            self.only_report = self.only_report.strip().lower() in ("true", "1", "yes")
         try:
             records = ownership.all_records()
         except NotImplementedError as error:

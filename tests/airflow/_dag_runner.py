@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,8 @@ def run(
                 task.partial_kwargs["deferrable"] = deferrable
         for task_id, attributes in (task_overrides or {}).items():
             for name, value in attributes.items():
+                if name == "retry_delay":  # seconds, over JSON
+                    value = timedelta(seconds=value)
                 setattr(dag.get_task(task_id), name, value)
         dag_run = dag.test(run_conf=run_conf)
     finally:

@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -120,7 +122,7 @@ def manifests(tmp_path: Path) -> list[dict]:
 def test_example_dags_import_without_errors_or_warnings(dag_runner):
     result = dag_runner.request(command="import-check")
 
-    assert result["dag_ids"] == ["arr_render_fanout", "arr_render_pipeline"]
+    assert result["dag_ids"] == ["arr_render_fanout", "arr_render_pipeline", "arr_session_janitor"]
     assert result["import_errors"] == {}
     assert result["dag_warnings"] == []
     assert result["warnings"] == []
@@ -204,3 +206,66 @@ def test_fanout_runs_one_session_per_scene_and_stops_them_all(emu, run_dag, tmp_
     rendered = {manifest["scene"]: manifest["session_id"] for manifest in manifests(tmp_path)}
     assert sorted(rendered) == ["atrium", "city", "dock", "engine"]
     assert set(rendered.values()) == {record.session_id for record in records}
+
+
+def test_a_v1_create_whose_answer_is_lost_and_whose_account_cannot_be_listed_leaves_nothing(
+    emu, dag_runner, tmp_path
+):
+    """The dag.test row of the crash table: try 1's create reaches the service but its answer is lost,
+    and listing the account to find the session fails too; Airflow retries the create. The ownership
+    record (an Airflow Variable) lets try 2 find the session instead of starting a second one."""
+    emu.state.start_delay = 0.3
+    emu.state.add_fault("create", None, delay=1.0)  # processed, answered too late for read_timeout 0.3
+
+    def break_listing_once_the_create_is_sent() -> None:
+        deadline = time.monotonic() + 20
+        while emu.state.request_counts.get("create", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        emu.state.add_fault("list", 500, count=6)  # every attempt of try 1's one listing (retry_limit 6)
+
+    breaker = threading.Thread(target=break_listing_once_the_create_is_sent)
+    breaker.start()
+    extras = FAST_RETRIES | {"read_timeout": 0.3, "retry_limit": 6}
+    result = dag_runner.request(
+        command="run",
+        dag_id="arr_render_pipeline",
+        conf={},
+        deferrable=True,
+        output_dir=str(tmp_path / "renders"),
+        env=emu.env(**extras),
+        task_overrides={"create": {"retry_delay": 1}},
+    )
+    breaker.join()
+
+    assert result["state"] == "success"
+    assert emu.state.request_counts["create"] == 1  # the retry found the session: no second VM
+    assert emu.state.request_counts["list"] >= 8  # before the create, 6 failed attempts, the retry's
+    assert [record.status for record in emu.state.sessions()] == ["Stopped"]
+
+
+def test_the_janitor_dag_stops_a_session_its_finished_run_left_running(emu, dag_runner, tmp_path):
+    """A run whose teardown stopped the wrong session (a stand-in for a teardown that never ran) leaves
+    its session running; the janitor DAG finds the owner finished in Airflow's database and stops it."""
+    common = {"conf": {}, "deferrable": False, "output_dir": str(tmp_path / "renders")}
+    env = emu.env(**FAST_RETRIES)
+    emu.state.start_delay = 0.3
+    unknown = "00000000-0000-4000-8000-000000000000"
+    left = dag_runner.request(
+        command="run",
+        dag_id="arr_render_pipeline",
+        env=env,
+        task_overrides={"stop": {"session_id": unknown, "create_task_id": None}},
+        **common,
+    )
+    assert left["state"] == "success"
+    (record,) = emu.state.sessions()
+    assert record.status == "Ready"  # billed, and its run is over
+
+    dry = dag_runner.request(
+        command="run", dag_id="arr_session_janitor", env=env, **(common | {"conf": {"dry_run": True}})
+    )
+    assert dry["state"] == "success"
+    assert emu.state.sessions()[0].status == "Ready"
+    swept = dag_runner.request(command="run", dag_id="arr_session_janitor", env=env, **common)
+    assert swept["state"] == "success"
+    assert [record.status for record in emu.state.sessions()] == ["Stopped"]
