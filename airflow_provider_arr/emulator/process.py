@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import IO, Any
 
+from airflow_provider_arr.emulator.connection import ConnectionForms
+
 #: The first line the command line prints: the URL it answers on (see :mod:`.cli`).
 URL_PREFIX = "ARR_EMULATOR_URL="
 #: The last line of its banner: the ``arr_default`` connection, as Airflow takes it from the environment.
@@ -38,7 +40,7 @@ CONNECTION_PREFIX = "export AIRFLOW_CONN_ARR_DEFAULT="
 _OUTPUT_TAIL = 200
 
 
-class EmulatorProcess:
+class EmulatorProcess(ConnectionForms):
     """``python -m airflow_provider_arr.emulator --port 0`` in a child process, as a context manager.
 
     :param options: more command line options, e.g. ``"--fault", "create:503"`` or
@@ -200,9 +202,10 @@ class EmulatorProcess:
 
     # ------------------------------------------------------------------------------- the connection
 
-    def connection(self, **extra: Any) -> dict[str, Any]:
+    def connection(self, conn_id: str = "arr_default", **extra: Any) -> dict[str, Any]:
         """Return the Airflow connection the emulator printed, as a dict.
 
+        :param conn_id: the connection id it is meant for (not in the dict, as in :class:`ArrEmulator`).
         :param extra: more connection extras, e.g. timeouts.
         """
         if not self._connection_json:
@@ -211,21 +214,6 @@ class EmulatorProcess:
         if extra:
             connection["extra"] = {**connection.get("extra", {}), **extra}
         return connection
-
-    def connection_json(self, **extra: Any) -> str:
-        """Return :meth:`connection` as JSON, the form ``AIRFLOW_CONN_*`` variables take.
-
-        :param extra: more connection extras.
-        """
-        return json.dumps(self.connection(**extra))
-
-    def env(self, conn_id: str = "arr_default", **extra: Any) -> dict[str, str]:
-        """Return the environment variable defining the connection, e.g. ``AIRFLOW_CONN_ARR_DEFAULT``.
-
-        :param conn_id: the connection id.
-        :param extra: more connection extras.
-        """
-        return {f"AIRFLOW_CONN_{conn_id.upper()}": self.connection_json(**extra)}
 
     @property
     def account_id(self) -> str:

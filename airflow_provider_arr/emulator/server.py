@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -13,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from airflow_provider_arr.emulator.app import create_app
+from airflow_provider_arr.emulator.connection import ConnectionForms
 from airflow_provider_arr.emulator.state import EmulatorState
 
 CONN_TYPE = "azure_remote_rendering"
@@ -101,7 +101,7 @@ class EmulatorServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-class ArrEmulator:
+class ArrEmulator(ConnectionForms):
     """The emulated ARR service (STS and sessions on one port), served from a background thread.
 
     Use as a context manager: the server answers when ``__enter__`` returns and is stopped, its
@@ -221,18 +221,3 @@ class ArrEmulator:
             "password": self.account_key,
             "extra": {"sts_url": self.url, **extra},
         }
-
-    def connection_json(self, **extra: Any) -> str:
-        """Return :meth:`connection` as JSON, the form ``AIRFLOW_CONN_*`` variables take.
-
-        :param extra: more connection extras.
-        """
-        return json.dumps(self.connection(**extra))
-
-    def env(self, conn_id: str = "arr_default", **extra: Any) -> dict[str, str]:
-        """Return the environment variable defining the connection, e.g. ``AIRFLOW_CONN_ARR_DEFAULT``.
-
-        :param conn_id: the connection id.
-        :param extra: more connection extras.
-        """
-        return {f"AIRFLOW_CONN_{conn_id.upper()}": self.connection_json(**extra)}

@@ -43,6 +43,24 @@ class Pause:
 
 #: A multi-request call: yields a :class:`Request` or a :class:`Pause`, receives the :class:`Response`.
 Steps = Generator["Request | Pause", Response | None, T]
+#: What the last step came to: its answer, or the call's error (thrown into the steps).
+_Outcome = tuple[Response | None, RemoteRenderingError | None]
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """The steps returned ``value``."""
+
+    value: Any
+
+
+def _advance(steps: Steps[Any], outcome: _Outcome) -> Request | Pause | _Finished:
+    """Hand the last outcome to the steps (an error is thrown in); return the next step, or the result."""
+    answer, error = outcome
+    try:
+        return steps.throw(error) if error is not None else steps.send(answer)
+    except StopIteration as done:
+        return _Finished(done.value)
 
 
 class RemoteRenderingBaseHook(BaseHook):
@@ -165,43 +183,40 @@ class RemoteRenderingBaseHook(BaseHook):
 
     def _run(self, steps: Steps[T], cancel: threading.Event | None = None) -> T:
         """Run a call's steps with the sync transport; a set ``cancel`` ends a pause at once."""
-        sent: Response | None = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = steps.throw(error) if error is not None else steps.send(sent)
-            except StopIteration as done:
-                return done.value
-            sent, error = None, None
-            if isinstance(step, Pause):
-                if cancel is None:
-                    time.sleep(step.seconds)
-                elif cancel.wait(step.seconds):
-                    steps.close()
-                    raise RemoteRenderingWaitCancelledError("The task was killed while it waited")
-                continue
-            try:
-                sent = self._call(step)
-            except RemoteRenderingError as failure:
-                error = failure
+        outcome: _Outcome = (None, None)
+        while not isinstance(step := _advance(steps, outcome), _Finished):
+            outcome = (None, None)
+            if not isinstance(step, Pause):
+                outcome = self._outcome(step)
+            elif cancel is None:
+                time.sleep(step.seconds)
+            elif cancel.wait(step.seconds):
+                steps.close()
+                raise RemoteRenderingWaitCancelledError("The task was killed while it waited")
+        return step.value
 
     async def _arun(self, steps: Steps[T]) -> T:
         """Run a call's steps with the async transport."""
-        sent: Response | None = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = steps.throw(error) if error is not None else steps.send(sent)
-            except StopIteration as done:
-                return done.value
-            sent, error = None, None
+        outcome: _Outcome = (None, None)
+        while not isinstance(step := _advance(steps, outcome), _Finished):
+            outcome = (None, None)
             if isinstance(step, Pause):
                 await asyncio.sleep(step.seconds)
-                continue
-            try:
-                sent = await self._acall(step)
-            except RemoteRenderingError as failure:
-                error = failure
+            else:
+                outcome = await self._aoutcome(step)
+        return step.value
+
+    def _outcome(self, request: Request) -> _Outcome:
+        try:
+            return self._call(request), None
+        except RemoteRenderingError as failure:
+            return None, failure
+
+    async def _aoutcome(self, request: Request) -> _Outcome:
+        try:
+            return await self._acall(request), None
+        except RemoteRenderingError as failure:
+            return None, failure
 
     def _call(self, request: Request) -> Response:
         """One request with the retry policy, a token (refreshed once on 401) and the error mapping."""

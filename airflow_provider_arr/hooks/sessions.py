@@ -173,13 +173,7 @@ def wait_ready_steps(
     """
     while True:
         properties = yield from get_steps(dialect, session_id)
-        log.info(
-            "Session %s is %s (elapsed %s of lease %s)",
-            session_id,
-            properties.status.value,
-            format_timespan(properties.elapsed_time),
-            format_timespan(properties.max_lease_time),
-        )
+        log.info("%s", properties.describe())
         if properties.status == SessionStatus.READY:
             return properties
         if properties.status != SessionStatus.STARTING:

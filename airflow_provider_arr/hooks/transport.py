@@ -107,23 +107,63 @@ class TransportFailure(Exception):
 
 
 def describe_failure(error: BaseException, request: Request, local: bool) -> str:
-    """A safe one-line account of a transport failure: its class and what it means, with the host only."""
+    """A safe one-line account of a transport failure: class names and what they mean, the host only."""
     from urllib.parse import urlsplit
 
     host = urlsplit(request.url).hostname or "the service"
     kind = type(error).__name__
+    inner = [name for name in _cause_names(error) if name != kind]
+    because = f" ({', '.join(dict.fromkeys(inner))})" if inner else ""
+    names = {kind, *inner}
     if local:
         return f"{kind}: the request to {host} could not be built (a header or URL value is not valid)"
-    name = kind.lower()
-    if "connecttimeout" in name:
-        return f"{kind}: no connection to {host} within the connect timeout"
-    if "timeout" in name:
-        return f"{kind}: {host} did not answer within the read timeout"
-    if "ssl" in name:
-        return f"{kind}: the TLS handshake with {host} failed (certificate or protocol)"
-    if "connect" in name:
-        return f"{kind}: could not connect to {host} (refused, unreachable, unknown) or the connection broke"
-    return f"{kind}: the exchange with {host} failed before a complete answer came"
+    if any("ConnectTimeout" in name for name in names):
+        return f"{kind}: no connection to {host} within the connect timeout{because}"
+    if any("Timeout" in name for name in names):
+        return f"{kind}: {host} did not answer within the read timeout{because}"
+    if any("SSL" in name for name in names):
+        return f"{kind}: the TLS handshake with {host} failed (certificate or protocol){because}"
+    if names & _NO_CONNECTION:
+        return f"{kind}: could not connect to {host} (refused, unreachable or unknown host){because}"
+    if names & _BROKEN:
+        return f"{kind}: the connection to {host} broke before a complete answer came{because}"
+    return f"{kind}: the exchange with {host} failed before a complete answer came{because}"
+
+
+#: Exception classes (by name) that mean no connection was made.
+_NO_CONNECTION = frozenset(
+    {"NewConnectionError", "NameResolutionError", "ConnectionRefusedError", "gaierror", "ConnectError"}
+)
+#: Exception classes (by name) that mean a connection broke mid-exchange.
+_BROKEN = frozenset(
+    {
+        "RemoteDisconnected",
+        "ConnectionResetError",
+        "ConnectionAbortedError",
+        "BrokenPipeError",
+        "ProtocolError",
+        "RemoteProtocolError",
+        "ReadError",
+        "IncompleteRead",
+        "ChunkedEncodingError",
+    }
+)
+
+
+def _cause_names(error: BaseException, depth: int = 6) -> list[str]:
+    """The class names of the exceptions behind ``error`` (causes, ``reason``s, exceptions in ``args``)."""
+    names: list[str] = []
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending and len(seen) < depth * 3:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        names.append(type(current).__name__)
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return names
 
 
 def _is_local(error: BaseException) -> bool:

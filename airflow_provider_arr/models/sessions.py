@@ -144,6 +144,13 @@ class SessionProperties:
         """
         return cls.from_2021(data) if api_version == API_2021 else cls.from_v1(data)
 
+    def describe(self) -> str:
+        """The progress line of a wait: ``"Session <id> is <status> (elapsed <t> of lease <t>)"``."""
+        return (
+            f"Session {self.session_id} is {self.status.value} (elapsed {format_timespan(self.elapsed_time)} "
+            f"of lease {format_timespan(self.max_lease_time)})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values, for XCom and trigger events (durations as TimeSpan strings)."""
         values = asdict(self)

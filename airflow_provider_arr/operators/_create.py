@@ -54,15 +54,15 @@ def _numbered(base: str, number: int) -> str:
     return base[: 256 - len(suffix)] + suffix
 
 
+#: What a create asks for, checked: lease, size, models.
+Asked = tuple[timedelta, str, list[str]]
+
+
 def create_v1(
-    op: RemoteRenderingCreateSessionOperator,
-    record: OwnershipRecord,
-    try_number: int,
-    lease: timedelta,
-    size: str,
-    models: list[str],
+    op: RemoteRenderingCreateSessionOperator, record: OwnershipRecord, try_number: int, asked: Asked
 ) -> str:
     """v1: list the account, record the pending create, send it, record the id."""
+    lease, size, models = asked
     from airflow_provider_arr import ownership
 
     before = {session.session_id for session in op.hook.list_sessions()}
@@ -91,9 +91,7 @@ def create_or_reconnect(
     context: Context,
     record: OwnershipRecord,
     try_number: int,
-    lease: timedelta,
-    size: str,
-    models: list[str],
+    asked: Asked,
 ) -> str:
     """
     On ``2021-01-01``: create the session under a retry-stable id, or reconnect to it.
@@ -101,6 +99,7 @@ def create_or_reconnect(
     A retry of this task finds the session its earlier try started (even if that try crashed
     before it could record the id) and reconnects, instead of starting a second billed VM.
     """
+    lease, size, models = asked
     from airflow_provider_arr import ownership
 
     base = op._checked_session_id(op.session_id or task_instance_session_id(context))

@@ -142,9 +142,9 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
         ownership.save(record)
         session_id = reconcile(self.hook, record, size, self.log)
         if session_id is None and dialect.client_names_sessions:
-            session_id = _create.create_or_reconnect(self, context, record, try_number, lease, size, models)
+            session_id = _create.create_or_reconnect(self, context, record, try_number, (lease, size, models))
         elif session_id is None:
-            session_id = _create.create_v1(self, record, try_number, lease, size, models)
+            session_id = _create.create_v1(self, record, try_number, (lease, size, models))
         context["ti"].xcom_push(key="session_id", value=session_id)
         if not self.wait_for_ready:
             return session_id

@@ -15,7 +15,7 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingSessionNotFoundError,
     RemoteRenderingWaitInterruptedError,
 )
-from airflow_provider_arr.models import ArrInputError, SessionStatus, format_timespan, never_ready_message
+from airflow_provider_arr.models import ArrInputError, SessionStatus, never_ready_message
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -121,13 +121,7 @@ class RemoteRenderingSessionReadySensor(BaseSensorOperator):
             properties = self.hook.get_session(session_id)
         except RemoteRenderingSessionNotFoundError as error:
             raise AirflowFailException(f"Session {session_id} does not exist: {error}") from None
-        self.log.info(
-            "Session %s is %s (elapsed %s of lease %s)",
-            session_id,
-            properties.status.value,
-            format_timespan(properties.elapsed_time),
-            format_timespan(properties.max_lease_time),
-        )
+        self.log.info("%s", properties.describe())
         if properties.status == SessionStatus.READY:
             self.log.info("Session %s is Ready at %s", session_id, properties.hostname)
             return PokeReturnValue(is_done=True, xcom_value=properties.to_dict())
