@@ -15,7 +15,7 @@ janitor could not read it. A record holds ids, the request and timestamps, never
 
 The record's JSON (``OwnershipRecord.to_json``)::
 
-    {"owner": {"dag_id", "run_id", "task_id", "map_index"}, "arr_conn_id", "api_version",
+    {"owner": {"dag_id", "run_id", "task_id", "map_index"}, "arr_conn_id", "account_id", "api_version",
      "sessions": {"<id>": {"try": 2, "recorded_at": "<ISO time>"}},
      "pending": {"try", "sent_at", "max_lease_time", "size", "before": ["<id>", ...]} | null,
      "claimed_by_try": 2, "kill_stopped": {"<id>": 1}}
@@ -93,6 +93,7 @@ class OwnershipRecord:
     pending: PendingCreate | None = None
     claimed_by_try: int = 0
     kill_stopped: dict[str, int] = field(default_factory=dict)
+    account_id: str = ""
 
     def add(self, session_id: str, try_number: int) -> None:
         """Record a session as this owner's (before its create is sent, when the id is known)."""
@@ -123,6 +124,7 @@ class OwnershipRecord:
             {
                 "owner": self.owner.__dict__,
                 "arr_conn_id": self.arr_conn_id,
+                "account_id": self.account_id,
                 "api_version": self.api_version,
                 "sessions": self.sessions,
                 "pending": pending,
@@ -157,6 +159,7 @@ class OwnershipRecord:
             pending=pending,
             claimed_by_try=int(data.get("claimed_by_try") or 0),
             kill_stopped={str(k): int(v) for k, v in (data.get("kill_stopped") or {}).items()},
+            account_id=str(data.get("account_id") or ""),
         )
 
 

@@ -99,7 +99,13 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
         }
         for conn_id in conn_ids:
             with RemoteRenderingHook(conn_id) as hook:
-                self._sweep(hook, conn_id, [r for r in records if r.arr_conn_id == conn_id], max_age, report)
+                account = hook.settings.account_id  # records of another connection to the same account count
+                mine = [
+                    r
+                    for r in records
+                    if r.arr_conn_id == conn_id or (r.account_id and r.account_id == account)
+                ]
+                self._sweep(hook, conn_id, mine, max_age, report)
         self.log.info(
             "Janitor: %d stopped, %d to stop (dry run), %d kept (owner still running), %d unattributed",
             len(report["stopped"]),

@@ -137,6 +137,7 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
         record = ownership.load(owner) or ownership.OwnershipRecord(
             owner, self.arr_conn_id, dialect.api_version
         )
+        record.account_id = self.hook.settings.account_id
         # Claim the record first: a killed wait of an older try then leaves what we reconnect to alone.
         record.claimed_by_try = max(record.claimed_by_try, try_number)
         ownership.save(record)
@@ -365,7 +366,7 @@ class RemoteRenderingStopSessionOperator(RemoteRenderingBaseOperator):
 
     def execute(self, context: Context) -> str:
         from airflow_provider_arr import ownership
-        from airflow_provider_arr.operators._owned import stop_recorded
+        from airflow_provider_arr.operators._owned import ENDED, stop_recorded
 
         given = (
             self.session_id is not None or self.create_task_id is None
@@ -382,8 +383,8 @@ class RemoteRenderingStopSessionOperator(RemoteRenderingBaseOperator):
             if session_id is None:
                 self.log.info("Task %s recorded no session; nothing to stop", owner)
             return outcome
-        if session_id is not None:
-            record.forget(session_id) if outcome in ("Stopped", "Expired", "Error", "NotFound") else None
+        if session_id is not None and outcome in ENDED:
+            record.forget(session_id)
         outcomes = stop_recorded(self.hook, record, self.log)
         if outcomes:
             self.log.info(

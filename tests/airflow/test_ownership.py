@@ -188,3 +188,13 @@ def test_the_janitor_refuses_bad_input_before_any_call(emu):
         Janitor(task_id="janitor", arr_conn_ids=[]).execute({})
     with pytest.raises(AirflowException, match=r"^max_unowned_age: "):
         Janitor(task_id="janitor", max_unowned_age="2h").execute({})
+
+
+def test_the_janitor_knows_sessions_created_through_another_connection_to_the_account(emu, monkeypatch):
+    for name, value in emu.env("arr_alias", **FAST_RETRIES).items():
+        monkeypatch.setenv(name, value)
+    finished = started_by(emu, "run_finished")  # through arr_default
+    Janitor.finished = {"run_finished": True}
+    report = Janitor(task_id="janitor", arr_conn_ids=["arr_alias"]).execute({})
+    assert [entry["session_id"] for entry in report["stopped"]] == [finished]
+    assert report["unattributed"] == []
