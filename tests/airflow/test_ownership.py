@@ -198,3 +198,20 @@ def test_the_janitor_knows_sessions_created_through_another_connection_to_the_ac
     report = Janitor(task_id="janitor", arr_conn_ids=["arr_alias"]).execute({})
     assert [entry["session_id"] for entry in report["stopped"]] == [finished]
     assert report["unattributed"] == []
+
+
+def test_the_janitor_of_one_dialect_leaves_the_other_dialects_sessions_to_its_own_sweep(emu, monkeypatch):
+    """v1 and 2021-01-01 connections can share an account; a v1 sweep cannot address 2021 ids."""
+    for conn_id, api_version in (("arr_v1", "v1"), ("arr_2021", "2021-01-01")):
+        for name, value in emu.env(conn_id, api_version=api_version, **FAST_RETRIES).items():
+            monkeypatch.setenv(name, value)
+    v1 = create_op(arr_conn_id="arr_v1").execute({"ti": FakeTaskInstance("create", run_id="run_a")})
+    named = create_op(arr_conn_id="arr_2021").execute({"ti": FakeTaskInstance("create", run_id="run_b")})
+    Janitor.finished = {"run_a": True, "run_b": True}
+    report = Janitor(task_id="janitor", arr_conn_ids=["arr_v1"]).execute({})
+    assert [entry["session_id"] for entry in report["stopped"]] == [v1]
+    assert [entry["session_id"] for entry in report["unattributed"]] == [named]
+    assert named in active(emu)
+    report = Janitor(task_id="janitor", arr_conn_ids=["arr_2021"]).execute({})
+    assert [entry["session_id"] for entry in report["stopped"]] == [named]
+    assert active(emu) == set()
