@@ -17,7 +17,7 @@ stop``, ``stop.as_teardown(setups=create)``, ``retries=1`` on ``create``:
 4. ``kill_create_call``: SIGKILL a non-waiting create (``wait_for_ready=False``, the Ready sensor
    after it) while its create call is in flight (the emulator created the session, its answer is held).
 5. ``kill_stop_call``: SIGKILL the ``stop`` teardown while its first call is in flight (held).
-6. ``clear_running``: clear ``create`` (REST API, with its downstream tasks, as the UI does) while
+6. ``clear_running``: clear ``create`` (REST API ``clearTaskInstances``, its downstream tasks too) while
    ``render`` uses the Ready session.
 7. ``clear_deferred``: clear a deferred create (``wait_for_ready=True, deferrable=True``).
 
