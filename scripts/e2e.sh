@@ -8,6 +8,10 @@
 #    api-server, scheduler, dag-processor and triggerer as separate processes, once with the
 #    LocalExecutor and once with the CeleryExecutor (plus a Celery worker and Redis). Everything it
 #    starts it stops, whatever happens.
+# 3. The crash suite (tests/e2e/test_crash.py, LocalExecutor deployment of its own, about 5 minutes):
+#    SIGKILLs tasks, supervisors and the scheduler, and clears tasks, mid-session on both API
+#    dialects, and prints a table of sessions created / left running / alive at once per scenario.
+#    Alone: ARR_E2E_EXECUTORS=local bash scripts/e2e.sh -k crash; ARR_E2E_CRASH=0 leaves it out.
 #
 # Environment: ARR_E2E_EXECUTORS=local (or celery) runs one variant only; ARR_E2E_KEEP=1 keeps the
 # temporary directory (Airflow home, component and task logs) and prints its path. Extra arguments go

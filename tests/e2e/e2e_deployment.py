@@ -202,19 +202,34 @@ class Postgres:
 class Emulator:
     """The ARR emulator as a separate process (its CLI, through ``EmulatorProcess``), on a free port."""
 
-    def __init__(self, workdir: Path, start_delay: float = EMULATOR_START_DELAY) -> None:
+    def __init__(
+        self, workdir: Path, start_delay: float = EMULATOR_START_DELAY, program: list[str] | None = None
+    ) -> None:
+        """Start it; ``program`` replaces ``-m airflow_provider_arr.emulator`` (same options and banner)."""
         self.process = EmulatorProcess(
             start_delay=start_delay,
             log_path=workdir / "emulator.log",
             startup_timeout=30,
             start_new_session=True,
-        ).start()
+        )
+        if program:
+            self.process.command[1:3] = program
+        self.process.start()
         self.url = self.process.url
         self.connection = self.process.connection_json()
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every session the emulator ever created, with its current state."""
         return list(httpx.get(f"{self.url}/_emulator/sessions", timeout=10).json())
+
+    def events(self, after: int = 0) -> list[dict[str, Any]]:
+        """The session calls recorded after number ``after`` (crash_emulator.py only)."""
+        return list(httpx.get(f"{self.url}/_crash/events", params={"after": after}, timeout=10).json())
+
+    def hold(self, lease_seconds: int, operations: list[str], seconds: float, count: int = 1) -> None:
+        """Hold back the next ``count`` answers to such calls on that lease's sessions (crash_emulator.py)."""
+        rule = {"lease_seconds": lease_seconds, "operations": operations, "seconds": seconds, "count": count}
+        httpx.post(f"{self.url}/_crash/hold", json=rule, timeout=10).raise_for_status()
 
     def stop(self) -> None:
         """Stop the emulator process."""
@@ -280,6 +295,8 @@ class AirflowDeployment:
         connection: str,
         executor: str = "LocalExecutor",
         broker_url: str | None = None,
+        dags_folder: Path = DAGS_FOLDER,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.executor = executor
@@ -299,7 +316,7 @@ class AirflowDeployment:
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONUNBUFFERED": "1",
             "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": executor,
             "AIRFLOW__CORE__PARALLELISM": "8",
@@ -329,6 +346,7 @@ class AirflowDeployment:
             "ARR_EXAMPLE_POLL_INTERVAL": "1",
             "ARR_RENDER_OUTPUT_DIR": str(workdir / "renders"),
         }
+        self.env.update(extra_env or {})
         if broker_url is not None:
             self.env["AIRFLOW__CELERY__BROKER_URL"] = broker_url
             self.env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + database_url.replace("+psycopg2", "")
@@ -365,15 +383,52 @@ class AirflowDeployment:
         if self.executor == "CeleryExecutor":
             components.append(["celery", "worker", "--without-mingle", "--without-gossip"])
         for args in components:
-            name = "-".join(args[:2]) if args[0] == "celery" else args[0]
-            self.services.append(
-                Service(
-                    name, [str(BIN / "airflow"), *args], self.env, self.logs / f"{name}.log", cwd=self.home
-                )
-            )
+            self.services.append(self._start_component(args))
         wait_for("the api-server and healthy components", self._healthy, 180, 1.0)
         log(f"{self.name}: components healthy after {time.monotonic() - started:.1f} s")
         return self
+
+    def _start_component(self, args: list[str]) -> Service:
+        name = "-".join(args[:2]) if args[0] == "celery" else args[0]
+        command = [str(BIN / "airflow"), *args]
+        return Service(name, command, self.env, self.logs / f"{name}.log", cwd=self.home)
+
+    def service(self, name: str) -> Service:
+        """The running component of that name (``scheduler``, ``triggerer``, ...)."""
+        (service,) = [service for service in self.services if service.name == name]
+        return service
+
+    def kill_component(self, name: str) -> list[int]:
+        """SIGKILL a component and every process under it, as when its pod or machine dies.
+
+        Its process group is not enough: Airflow's task processes each lead a group of their own. The
+        processes are collected first (the leader's descendants), then all killed at once, leader first
+        so that it cannot start new ones. Returns the PIDs killed.
+        """
+        import psutil
+
+        service = self.service(name)
+        leader = psutil.Process(service.process.pid)
+        victims = [leader, *leader.children(recursive=True)]
+        killed = []
+        for process in victims:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signal.SIGKILL)
+                killed.append(process.pid)
+        service.process.wait(timeout=10)
+        psutil.wait_procs(victims, timeout=10)
+        self.services.remove(service)
+        log(f"{self.name}: SIGKILLed {name} and everything under it: pids {killed}")
+        return killed
+
+    def restart_component(self, name: str, timeout: float = 120) -> None:
+        """Start a component (killed before) again and wait until the API reports it healthy."""
+        args = name.split("-") if name.startswith("celery") else [name]
+        if args[0] == "celery":
+            args += ["--without-mingle", "--without-gossip"]
+        self.services.append(self._start_component(args))
+        wait_for(f"{name} to be healthy again", self._healthy, timeout, 1.0)
+        log(f"{self.name}: {name} restarted and healthy")
 
     def _healthy(self) -> bool:
         for service in self.services:
