@@ -7,7 +7,14 @@ from typing import Any
 
 
 class ConnectionForms:
-    """``connection_json()`` and ``env()`` for anything that can say :meth:`connection` (a dict)."""
+    """``connection_json()``, ``env()`` and ``with``'s exit for an emulator that says :meth:`connection`."""
+
+    def stop(self) -> object:
+        """Stop the emulator (the subclass says how)."""
+        raise NotImplementedError
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def connection(self, conn_id: str = "arr_default", **extra: Any) -> dict[str, Any]:
         """Return the Airflow connection, as a dict (the subclass says how)."""

@@ -27,7 +27,6 @@ import threading
 import time
 import urllib.request
 from collections.abc import Mapping
-from types import TracebackType
 from typing import IO, Any
 
 from airflow_provider_arr.emulator.connection import ConnectionForms
@@ -172,14 +171,6 @@ class EmulatorProcess(ConnectionForms):
     def __enter__(self) -> EmulatorProcess:
         # Unless start() was called already: ``with EmulatorProcess(...).start() as emulator`` works too.
         return self if self.process is not None else self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------------------------ the child
 

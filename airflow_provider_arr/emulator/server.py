@@ -6,7 +6,6 @@ import os
 import socket
 import threading
 import time
-from types import TracebackType
 from typing import Any
 
 import uvicorn
@@ -197,15 +196,6 @@ class ArrEmulator(ConnectionForms):
     def __enter__(self) -> ArrEmulator:
         """Start the emulator."""
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop the emulator."""
-        self.stop()
 
     def connection(self, conn_id: str = "arr_default", **extra: Any) -> dict[str, Any]:
         """Return an Airflow connection, as a dict, pointing at this emulator.
