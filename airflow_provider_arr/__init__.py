@@ -55,13 +55,15 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "region": {
                         "label": "Region",
-                        "description": "Instead of Host: a region such as westus2 "
-                        "(https://remoterendering.<region>.mixedreality.azure.com).",
+                        "description": "Instead of the Service URL: a region such as westus2 "
+                        "(https://remoterendering.<region>.mixedreality.azure.com). The Service URL wins if "
+                        "both are set.",
                         "schema": {"type": ["string", "null"]},
                     },
                     "sts_url": {
                         "label": "Token service URL",
-                        "description": "The Mixed Reality STS base URL.",
+                        "description": "The Mixed Reality token service (STS). Point it at the emulator too "
+                        "when the Service URL is the emulator's (both are the emulator's URL).",
                         "schema": {
                             "type": ["string", "null"],
                             "format": "url",
@@ -70,23 +72,41 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "api_version": {
                         "label": "API version",
+                        "description": "v1: the v1 session API. 2021-01-01: the newer one, where the client "
+                        "names each session, so a retried or cleared create reconnects to its session.",
                         "schema": {"type": ["string", "null"], "default": "v1", "enum": ["v1", "2021-01-01"]},
                     },
                     "connect_timeout": {
                         "label": "Connect timeout (s)",
+                        "description": "Seconds to wait for a TCP connection, per request. Empty: 10.",
                         "schema": {"type": ["number", "null"], "default": 10},
                     },
                     "read_timeout": {
                         "label": "Read timeout (s)",
+                        "description": "Seconds to wait for an answer, per request. Empty: 30.",
                         "schema": {"type": ["number", "null"], "default": 30},
                     },
                     "retry_limit": {
                         "label": "Attempts per call",
+                        "description": "Tries per call on throttling (429), server and network errors. "
+                        "Empty: 6.",
                         "schema": {"type": ["integer", "null"], "default": 6, "minimum": 1},
                     },
                     "retry_max_time": {
                         "label": "Retry budget per call (s)",
+                        "description": "Seconds one call may spend retrying. Empty: 120.",
                         "schema": {"type": ["number", "null"], "default": 120},
+                    },
+                    "retry_min_wait": {
+                        "label": "Shortest wait between tries (s)",
+                        "description": "The exponential backoff's first wait; a Retry-After from the service "
+                        "wins. Empty: 1.",
+                        "schema": {"type": ["number", "null"], "default": 1, "minimum": 0},
+                    },
+                    "retry_max_wait": {
+                        "label": "Longest wait between tries (s)",
+                        "description": "The exponential backoff's cap. Empty: 30.",
+                        "schema": {"type": ["number", "null"], "default": 30},
                     },
                 },
                 "ui-field-behaviour": {

@@ -199,11 +199,11 @@ def retry_kwargs(settings: ConnectionSettings, request: Request, log: Logger) ->
     def before_sleep(retry_state: tenacity.RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
-        log.warning(
-            "%s failed (attempt %d): %s; retrying in %.1f s",
-            request.operation,
-            retry_state.attempt_number,
+        log.warning(  # the error's text starts with "<operation> failed: ..."
+            "%s (attempt %d of at most %d; retrying in %.1f s)",
             error,
+            retry_state.attempt_number,
+            settings.retry_limit,
             sleep,
         )
 
