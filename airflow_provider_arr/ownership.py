@@ -225,11 +225,31 @@ class MemoryLedger:
 
 
 _ledger: Ledger | None = None
+_outside_airflow: MemoryLedger | None = None
 
 
 def ledger() -> Ledger:
-    """The ledger in use: Airflow Variables, unless a test installed another with :func:`use_ledger`."""
-    return _ledger if _ledger is not None else VariableLedger()
+    """The ledger in use: Airflow Variables, unless a test installed another with :func:`use_ledger`.
+
+    Outside Airflow's task runner (an operator's ``execute`` called directly in a unit test) there is no
+    way to reach the Variables: the records then live in this process only, and a warning says so once.
+    """
+    global _outside_airflow
+    if _ledger is not None:
+        return _ledger
+    from airflow.sdk.execution_time import task_runner
+
+    if getattr(task_runner, "SUPERVISOR_COMMS", None) is not None:
+        return VariableLedger()
+    if _outside_airflow is None:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "Not running under Airflow's task runner: session ownership records are kept in this process "
+            "only, so a retry, the teardown or the janitor in another process will not see them"
+        )
+        _outside_airflow = MemoryLedger()
+    return _outside_airflow
 
 
 def use_ledger(new: Ledger | None) -> None:
