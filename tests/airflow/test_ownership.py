@@ -217,7 +217,7 @@ def test_the_janitor_of_one_dialect_leaves_the_other_dialects_sessions_to_its_ow
     assert active(emu) == set()
 
 
-def test_outside_the_task_runner_records_stay_in_the_process_and_a_warning_says_so(caplog):
+def test_outside_the_task_runner_records_stay_in_the_process():
     ownership.use_ledger(None)
     assert isinstance(ownership.ledger(), ownership.MemoryLedger)
     assert ownership.ledger() is ownership.ledger()
