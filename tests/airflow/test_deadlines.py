@@ -21,46 +21,34 @@ def deferred(task, context) -> TaskDeferred:
     return caught.value
 
 
+def waiting_task(kind: str, **deadlines):
+    """A deferrable create that waits, or a deferrable sensor on a Starting session."""
+    if kind == "create":
+        return RemoteRenderingCreateSessionOperator(
+            task_id="create", max_lease_time="1:00:00", wait_for_ready=True, deferrable=True, **deadlines
+        )
+    from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+
+    with RemoteRenderingHook() as hook:
+        session_id = hook.create_session("1:00:00")
+    return RemoteRenderingSessionReadySensor(
+        task_id="wait", session_id=session_id, deferrable=True, **deadlines
+    )
+
+
+@pytest.mark.parametrize("kind", ["create", "sensor"])
 @pytest.mark.parametrize(
     ("timeout", "execution_timeout", "bound"),
     [(600, timedelta(seconds=4), 4), (3, timedelta(minutes=10), 3), (600, None, 600)],
     ids=["execution_timeout-nearer", "timeout-nearer", "timeout-only"],
 )
-def test_a_deferred_create_waits_until_the_nearer_deadline(emu, context, timeout, execution_timeout, bound):
+def test_a_deferred_wait_lasts_until_the_nearer_deadline(
+    emu, context, kind, timeout, execution_timeout, bound
+):
     emu.state.start_delay = 60
-    create = RemoteRenderingCreateSessionOperator(
-        task_id="create",
-        max_lease_time="1:00:00",
-        wait_for_ready=True,
-        deferrable=True,
-        timeout=timeout,
-        execution_timeout=execution_timeout,
-    )
+    task = waiting_task(kind, timeout=timeout, execution_timeout=execution_timeout)
     before = time.time()
-    trigger = deferred(create, context).trigger
-    assert before + bound - 1 <= trigger.end_time <= time.time() + bound
-
-
-@pytest.mark.parametrize(
-    ("timeout", "execution_timeout", "bound"),
-    [(600, timedelta(seconds=4), 4), (3, timedelta(minutes=10), 3)],
-    ids=["execution_timeout-nearer", "timeout-nearer"],
-)
-def test_a_deferred_sensor_waits_until_the_nearer_deadline(emu, context, timeout, execution_timeout, bound):
-    from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
-
-    emu.state.start_delay = 60
-    with RemoteRenderingHook() as hook:
-        session_id = hook.create_session("1:00:00")
-    sensor = RemoteRenderingSessionReadySensor(
-        task_id="wait",
-        session_id=session_id,
-        deferrable=True,
-        timeout=timeout,
-        execution_timeout=execution_timeout,
-    )
-    before = time.time()
-    trigger = deferred(sensor, context).trigger
+    trigger = deferred(task, context).trigger
     assert before + bound - 1 <= trigger.end_time <= time.time() + bound
 
 
