@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -276,3 +276,55 @@ def output_asset_uri(
 def _no_query(value: str) -> str:
     """A URI without its query string (which may be a SAS token): safe to show."""
     return value.split("?", 1)[0]
+
+
+@dataclass(frozen=True)
+class ConversionSpec:
+    """A conversion's checked inputs: where the model is, where the asset goes, and the SAS tokens.
+
+    Build it with :func:`check_conversion`. The SAS tokens are left out of its ``repr``.
+    """
+
+    input_container: BlobContainer
+    input_asset_path: str
+    output_container: BlobContainer
+    input_blob_prefix: str | None = None
+    output_blob_prefix: str | None = None
+    output_asset_filename: str | None = None
+    input_sas: str | None = field(default=None, repr=False)
+    output_sas: str | None = field(default=None, repr=False)
+
+    @property
+    def output_asset_uri(self) -> str:
+        """Where the ``.arrAsset`` lands: ``<output container>/<output prefix>/<output name>``."""
+        name = output_asset_name(self.input_asset_path, self.output_asset_filename)
+        return output_asset_uri(self.output_container.uri, self.output_blob_prefix, name)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The SAS tokens given (to mask in logs)."""
+        return tuple(sas for sas in (self.input_sas, self.output_sas) if sas)
+
+
+def check_conversion(
+    input_container_uri: Any,
+    input_asset_path: Any,
+    output_container_uri: Any,
+    *,
+    input_blob_prefix: Any = None,
+    output_blob_prefix: Any = None,
+    output_asset_filename: Any = None,
+    input_sas: Any = None,
+    output_sas: Any = None,
+) -> ConversionSpec:
+    """Check a conversion's inputs before any HTTP; :class:`ArrInputError` names the first bad field."""
+    return ConversionSpec(
+        input_container=validate_container_uri(input_container_uri, "input_container_uri"),
+        input_asset_path=validate_input_path(input_asset_path),
+        output_container=validate_container_uri(output_container_uri, "output_container_uri"),
+        input_blob_prefix=validate_prefix(input_blob_prefix, "input_blob_prefix"),
+        output_blob_prefix=validate_prefix(output_blob_prefix, "output_blob_prefix"),
+        output_asset_filename=validate_output_name(output_asset_filename),
+        input_sas=validate_sas(input_sas, "input_sas"),
+        output_sas=validate_sas(output_sas, "output_sas"),
+    )
