@@ -193,7 +193,8 @@ def build_conversion_router(state: EmulatorState) -> APIRouter:
         """One conversion, with a ``Retry-After`` hint: seconds until asking again is worth it."""
 
         async def action() -> Response:
-            record = state.get_conversion(_conversion_id(conversion_id), account_id)
+            # No conversion can have an invalid id: the document gives GET a 404 for it, not a 400.
+            record = state.get_conversion(conversion_id, account_id)
             headers = {"Retry-After": str(record.retry_after)}
             return json_response(conversion_object(record), 200, headers)
 
