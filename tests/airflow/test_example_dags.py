@@ -194,11 +194,13 @@ def test_convert_and_render_runs_unchanged_on_both_dialects(emu, run_dag, tmp_pa
     counts = emu.state.request_counts
     calls = counts["conversion_create"] + counts["conversion_properties"]
     print(f"{api_version}: {calls} conversion calls ({dict(counts)}), run {elapsed:.1f} s")
-    assert counts["conversion_create"] == 1
+    # The run's first call may meet the token the runner cached before the emulator's reset revoked it:
+    # a 401, then the same call once more with a new token (the service did not act on the first).
+    assert counts["conversion_create"] <= 2
     # The conversion takes 1 s. On 2021-01-01 the status answer's Retry-After (whole seconds) spaces
     # the reads, whatever the 0.1 s poll interval (plus the read that finds no earlier try's
     # conversion before the PUT); v1 sends no Retry-After, so it reads every poll interval.
-    assert counts["conversion_properties"] <= (4 if api_version == "2021-01-01" else 15)
+    assert counts["conversion_properties"] <= (5 if api_version == "2021-01-01" else 16)
 
 
 def test_pipeline_stops_the_session_when_render_fails(emu, run_dag, tmp_path):
