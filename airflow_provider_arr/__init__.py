@@ -26,25 +26,32 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Azure Remote Rendering",
-                "python-modules": [f"{_PACKAGE}.operators.remote_rendering", f"{_PACKAGE}.operators.janitor"],
+                "python-modules": [
+                    f"{_PACKAGE}.operators.remote_rendering",
+                    f"{_PACKAGE}.operators.janitor",
+                    f"{_PACKAGE}.operators.conversion",
+                ],
             }
         ],
         "sensors": [
             {
                 "integration-name": "Azure Remote Rendering",
-                "python-modules": [f"{_PACKAGE}.sensors.remote_rendering"],
+                "python-modules": [f"{_PACKAGE}.sensors.remote_rendering", f"{_PACKAGE}.sensors.conversion"],
             }
         ],
         "hooks": [
             {
                 "integration-name": "Azure Remote Rendering",
-                "python-modules": [f"{_PACKAGE}.hooks.remote_rendering"],
+                "python-modules": [f"{_PACKAGE}.hooks.remote_rendering", f"{_PACKAGE}.hooks.conversions"],
             }
         ],
         "triggers": [
             {
                 "integration-name": "Azure Remote Rendering",
-                "python-modules": [f"{_PACKAGE}.triggers.remote_rendering"],
+                "python-modules": [
+                    f"{_PACKAGE}.triggers.remote_rendering",
+                    f"{_PACKAGE}.triggers.conversion",
+                ],
             }
         ],
         "connection-types": [

@@ -90,6 +90,17 @@ class RemoteRenderingSessionMayExistError(RemoteRenderingError):
     """
 
 
+class RemoteRenderingConversionNotFoundError(RemoteRenderingNotFoundError):
+    """The service does not know the conversion (HTTP 404)."""
+
+
+class RemoteRenderingConversionMayExistError(RemoteRenderingError):
+    """A v1 conversion create failed in a way where the service may still have started the conversion.
+
+    It is not retried blindly: v1 cannot list conversions, so a second create would be a second one.
+    """
+
+
 def _rebuild(cls: type[RemoteRenderingError], *args: object) -> RemoteRenderingError:
     operation, http_status, service_message, ms_cv, hint, code = args
     return cls(
@@ -132,3 +143,7 @@ class RemoteRenderingWaitInterruptedError(RemoteRenderingWaitError):
     Unlike the outcomes of the session itself (never Ready, a deadline), ``soft_fail`` does not turn it
     into a skip, in any sensor mode: the session may well become Ready.
     """
+
+
+class RemoteRenderingConversionFailedError(RemoteRenderingWaitError):
+    """The conversion ended Failed or Cancelled; the text has the service's message and the ``MS-CV``."""

@@ -21,12 +21,15 @@ from typing import Any
 POLL_INTERVAL = float(os.environ.get("ARR_EXAMPLE_POLL_INTERVAL", "10"))
 
 
-def write_render_manifest(scene: str, session: dict[str, Any], fail: bool = False) -> str:
+def write_render_manifest(
+    scene: str, session: dict[str, Any], fail: bool = False, asset: str | None = None
+) -> str:
     """Write the render manifest of one scene rendered on a Ready session; return the file's path.
 
     :param scene: the scene's name.
     :param session: the session's properties, as the Ready sensor returns them.
     :param fail: fail on purpose, to show that the session is still stopped.
+    :param asset: the ``.arrAsset`` URI the session renders, when the pipeline converted one.
     """
     hostname = session.get("hostname")
     if not hostname:
@@ -43,6 +46,8 @@ def write_render_manifest(scene: str, session: dict[str, Any], fail: bool = Fals
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
     }
+    if asset is not None:
+        manifest["asset"] = asset
     path = output_dir / f"{scene}-{session['session_id']}.json"
     path.write_text(json.dumps(manifest, indent=2))
     return str(path)

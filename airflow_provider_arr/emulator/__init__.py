@@ -1,4 +1,4 @@
-"""A local emulator of the Azure Remote Rendering session REST API and its token service (STS).
+"""A local emulator of the Azure Remote Rendering REST API (sessions, conversions) and its token service.
 
 It speaks both dialects on one port and one state: ``v1`` (``/v1/accounts/{id}/sessions/...``) and
 ``2021-01-01`` (``/accounts/{id}/sessions/{sessionId}?api-version=2021-01-01``, the dialect of the
@@ -13,8 +13,9 @@ bug. Run it with ``arr-emulator`` or ``python -m airflow_provider_arr.emulator``
 
 With ``certfile``/``keyfile`` (e.g. from :func:`make_self_signed_cert`) it serves https, which the
 official Azure SDK requires. Besides the ARR API it serves its OpenAPI description
-(``/openapi.json``) and three emulator-only routes: ``GET /_emulator/sessions``,
-``GET /_emulator/counts`` and ``GET /_emulator/faults``.
+(``/openapi.json``) and four emulator-only routes: ``GET /_emulator/sessions``,
+``GET /_emulator/conversions``, ``GET /_emulator/counts`` and ``GET /_emulator/faults``. Asset
+conversions are served in both dialects too (:mod:`~airflow_provider_arr.emulator.conversions`).
 
 Faults, for reliability tests (``EmulatorState``; ``--fault`` and ``--chaos-rate`` on the command
 line): canned answers with any status, late answers, connections reset before or after the call is

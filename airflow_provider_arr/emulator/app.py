@@ -1,8 +1,8 @@
-"""The emulator's ASGI application: STS, both session API dialects and the emulator-only introspection routes.
+"""The emulator's ASGI application: STS, both API dialects (sessions and conversions), introspection routes.
 
-``GET /_emulator/sessions`` and ``GET /_emulator/counts`` exist only in the emulator (the real service
-has nothing like them): they let a demo or a test in another process see every session ever created
-and how many calls each operation received.
+``GET /_emulator/sessions``, ``GET /_emulator/conversions`` and ``GET /_emulator/counts`` exist only in
+the emulator (the real service has nothing like them): they let a demo or a test in another process see
+every session and conversion ever created and how many calls each operation received.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
+from airflow_provider_arr.emulator.conversion_routes import build_conversion_router
+from airflow_provider_arr.emulator.conversions import introspection_record as conversion_record
 from airflow_provider_arr.emulator.openapi import install as install_openapi
 from airflow_provider_arr.emulator.records import SessionRecord
 from airflow_provider_arr.emulator.responses import CommonHeadersMiddleware, common_headers, json_response
@@ -52,6 +54,7 @@ def create_app(state: EmulatorState) -> FastAPI:
     app.include_router(build_sts_router(state))
     app.include_router(build_v1_router(state))
     app.include_router(build_v2021_router(state))
+    app.include_router(build_conversion_router(state))
     app.include_router(_introspection_router(state))
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -66,6 +69,11 @@ def _introspection_router(state: EmulatorState) -> APIRouter:
     async def all_sessions() -> Response:
         """Every session ever created, with its current or final status (emulator only)."""
         return json_response([_introspection_record(record) for record in state.sessions()])
+
+    @router.get("/conversions")
+    async def all_conversions() -> Response:
+        """Every conversion ever created, with its current or final status; no SAS token (emulator only)."""
+        return json_response([conversion_record(record) for record in state.conversions()])
 
     @router.get("/counts")
     async def request_counts() -> Response:

@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a new session stays Starting (default: %(default)s)",
     )
     parser.add_argument(
+        "--conversion-delay",
+        type=float,
+        default=5.0,
+        help="seconds a new asset conversion takes (default: %(default)s)",
+    )
+    parser.add_argument(
         "--token-lifetime",
         type=float,
         default=86_400,
@@ -74,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_fault,
         metavar="OPERATION:STATUS[:COUNT]",
         help="script a fault: the next COUNT (default 1) calls of OPERATION (token, create, update, "
-        "list, properties, stop) answer HTTP STATUS instead of being processed, as the service "
+        "list, properties, stop, conversion_create, conversion_properties, conversion_list) answer "
+        "HTTP STATUS instead of being processed, as the service "
         "answers it (error body, Retry-After on 429); STATUS may also be drop_before, drop_after, "
         "truncate or garble (see EmulatorState.add_fault). Repeatable.",
     )
@@ -149,7 +156,8 @@ def banner(url: str, state: EmulatorState, certfile: str | None = None) -> str:
             f"  account key: {state.account_key}",
             f"  start delay: {state.start_delay:g} s, token lifetime: {state.token_lifetime:g} s,"
             f" region: {state.region}",
-            "  emulator-only introspection: GET /_emulator/sessions, /_emulator/counts, /_emulator/faults",
+            "  emulator-only introspection: GET /_emulator/sessions, /_emulator/conversions,"
+            " /_emulator/counts, /_emulator/faults",
             *_fault_lines(state),
             *tls,
             "Airflow connection:",
@@ -190,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         account_key=args.account_key,
         page_size=args.page_size,
     )
+    state.conversion_delay = max(args.conversion_delay, 0.0)
     for fault in args.fault:
         state.add_fault(**fault)
     if args.chaos_rate > 0:

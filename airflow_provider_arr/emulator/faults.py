@@ -18,7 +18,10 @@ from typing import Any
 
 from airflow_provider_arr.emulator.counters import RequestCounters
 
-OPERATIONS = frozenset({"token", "create", "update", "list", "properties", "stop"})
+OPERATIONS = frozenset(
+    {"token", "create", "update", "list", "properties", "stop"}
+    | {"conversion_create", "conversion_properties", "conversion_list"}
+)
 #: What a scripted fault does with a call (see :meth:`EmulatorState.add_fault`).
 FAULT_ACTIONS = ("answer", "drop_before", "drop_after", "truncate", "garble")
 #: The request faults chaos mode picks from (see :meth:`EmulatorState.enable_chaos`).
@@ -169,7 +172,8 @@ class FaultInjection(RequestCounters):
         longer); ``add_fault("create", action="drop_after")`` starts the session but resets the
         connection instead of answering; ``add_fault("properties", delay=2)`` answers late.
 
-        :param operation: one of ``token``, ``create``, ``update``, ``list``, ``properties``, ``stop``.
+        :param operation: one of ``token``, ``create``, ``update``, ``list``, ``properties``, ``stop``,
+            ``conversion_create``, ``conversion_properties`` or ``conversion_list``.
         :param status: the HTTP status of a canned answer (``answer``, ``truncate``); ``None`` to
             process the call (a late answer, a truncated or garbled real answer). Must be ``None`` for
             ``drop_before``, ``drop_after`` and ``garble``.

@@ -102,8 +102,8 @@ _STATUS_TEXT = {
     400: "Bad request: the message names the field",
     401: "Missing, malformed, expired or revoked credentials",
     403: "The token belongs to another account",
-    404: "No such session in this account, or no such route",
-    409: "A session with this id exists with other settings",
+    404: "No such session or conversion in this account, or no such route",
+    409: "A session or conversion with this id exists with other settings",
     422: "The new lease is not larger than the current one, or the session has ended",
 }
 

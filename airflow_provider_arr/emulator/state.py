@@ -7,9 +7,8 @@ transitions are computed lazily from timestamps of the injectable ``clock`` on e
 (:mod:`~airflow_provider_arr.emulator.records`), so no background thread is needed and a test can move
 time forward instead of sleeping. :class:`EmulatorState` is one object behind one lock; its accounts
 and tokens (:mod:`~airflow_provider_arr.emulator.accounts`), fault injection
-(:mod:`~airflow_provider_arr.emulator.faults`) and counters (:mod:`~airflow_provider_arr.emulator.counters`)
-are written in modules of their own. Every name this module exported before that split is still
-importable from here.
+(:mod:`~airflow_provider_arr.emulator.faults`), counters (:mod:`~airflow_provider_arr.emulator.counters`)
+and conversions (:mod:`~airflow_provider_arr.emulator.conversions`) are written in modules of their own.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from airflow_provider_arr.emulator.accounts import AccountsAndTokens
+from airflow_provider_arr.emulator.conversions import ConversionStore
 from airflow_provider_arr.emulator.errors import (
     AuthenticationError,
     EmulatorError,
@@ -91,7 +91,7 @@ __all__ = [
 ]
 
 
-class EmulatorState(AccountsAndTokens, FaultInjection):
+class EmulatorState(AccountsAndTokens, FaultInjection, ConversionStore):
     """Everything the emulated service remembers, behind one lock.
 
     :param start_delay: seconds a new session stays ``Starting`` before it is ``Ready``.
@@ -133,6 +133,7 @@ class EmulatorState(AccountsAndTokens, FaultInjection):
         self._sessions: dict[str, LiveSession] = {}
         self._init_counters()
         self._init_faults()
+        self._init_conversions()
         self.account_id, self.account_key = self.add_account(account_id, account_key)
 
     # ----------------------------------------------------------------------------------- sessions
@@ -387,12 +388,13 @@ class EmulatorState(AccountsAndTokens, FaultInjection):
         return [record for record in self.sessions() if record.is_active]
 
     def reset(self) -> None:
-        """Forget sessions, faults (chaos too), pending start faults, counts and issued tokens.
+        """Forget sessions, conversions, faults (chaos too), pending start faults, counts and issued tokens.
 
         Every token issued so far is revoked; accounts are kept.
         """
         with self._lock:
             self._sessions.clear()
+            self._clear_conversions()
             self._clear_faults()
             self._clear_counters()
             self._forget_tokens()

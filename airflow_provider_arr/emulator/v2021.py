@@ -66,7 +66,7 @@ ERROR_CODES = {
 SESSION_ERROR_CODES = {SessionStatus.ERROR: "SessionStartFailed"}
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_SESSIONS_PATH = re.compile(r"^/accounts/[^/]+/sessions(?:/|$)")
+_SESSIONS_PATH = re.compile(r"^/accounts/[^/]+/(?:sessions|conversions)(?:/|$)")
 
 __all__ = [
     "API_VERSIONS",

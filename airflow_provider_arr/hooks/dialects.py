@@ -8,7 +8,8 @@ answer was lost cannot simply be sent again.
 names each session, so a create is idempotent and may be retried.
 
 The dialect is chosen once from the connection's settings (:func:`dialect_for`). A new dialect is one
-more class here; a new resource family adds its requests to these classes.
+more class here; a new resource family adds its requests to these classes (the conversion calls are
+mixed in from ``conversion_dialects.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingError,
     RemoteRenderingSessionMayExistError,
     RemoteRenderingSessionNotFoundError,
+)
+from airflow_provider_arr.hooks.conversion_dialects import (
+    Api2021Conversions,
+    ConversionDialect,
+    V1Conversions,
 )
 from airflow_provider_arr.hooks.policy import ResourceKind
 from airflow_provider_arr.hooks.settings import ConnectionSettings
@@ -63,7 +69,7 @@ SESSION = ResourceKind(
 _STOP_OK = frozenset({200, 202, 204})
 
 
-class Dialect(ABC):
+class Dialect(ConversionDialect, ABC):
     """What differs between API versions; everything else (policy, transport, tokens) is shared.
 
     :param settings: the connection's settings.
@@ -198,7 +204,7 @@ class Dialect(ABC):
         return url
 
 
-class V1Dialect(Dialect):
+class V1Dialect(V1Conversions, Dialect):
     """The ``v1`` session API (the seed's dialect)."""
 
     api_version = API_V1
@@ -251,7 +257,7 @@ class V1Dialect(Dialect):
         return SessionProperties.from_v1(data)
 
 
-class Api2021Dialect(Dialect):
+class Api2021Dialect(Api2021Conversions, Dialect):
     """The ``2021-01-01`` session API."""
 
     api_version = API_2021

@@ -5,7 +5,8 @@ It is the only code that speaks HTTP to the service. The ``hooks`` package is sp
 (one pooled ``requests.Session`` per hook, one ``httpx.AsyncClient`` per event loop), ``policy`` (what
 an answer means; retries), ``dialects`` (URLs, bodies and answers of ``v1`` and ``2021-01-01``),
 ``base`` (settings, token and the sync and async drivers), ``sessions`` (the session calls that take
-several requests, written once) and this module, the public calls.
+several requests, written once), ``conversion_dialects`` and ``conversions`` (the asset-conversion
+requests and calls) and this module, the public calls.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from airflow_provider_arr.hooks import sessions
 from airflow_provider_arr.hooks.base import RemoteRenderingBaseHook
+from airflow_provider_arr.hooks.conversions import RemoteRenderingConversionCalls
 from airflow_provider_arr.hooks.dialects import Dialect
 from airflow_provider_arr.hooks.settings import DEFAULT_STS_URL, REGION_URL, ConnectionSettings
 from airflow_provider_arr.hooks.tokens import clear_token_cache
@@ -31,8 +33,11 @@ __all__ = [
 ]
 
 
-class RemoteRenderingHook(RemoteRenderingBaseHook):
-    """Talk to the Azure Remote Rendering session API: tokens, and create / get / list / update / stop.
+class RemoteRenderingHook(RemoteRenderingConversionCalls):
+    """Talk to the Azure Remote Rendering API: tokens, sessions and asset conversions.
+
+    Sessions: create / get / list / update / stop and the wait for Ready. Asset conversions: create /
+    get / list and the wait, from ``hooks/conversions.py``.
 
     The connection's ``host`` is the service URL (or extra ``region``), ``login`` the account id,
     ``password`` the account key; extras: ``sts_url``, ``api_version``, ``connect_timeout``,

@@ -1,4 +1,4 @@
-"""The official Azure Python SDK runs a whole session life cycle against the emulator, over https.
+"""The official Azure Python SDK runs sessions and asset conversions against the emulator, over https.
 
 If Microsoft's own client (``azure-mixedreality-remoterendering``) is happy with the emulator's STS and
 2021-01-01 answers, the emulator is a fair stand-in for the service. The SDK sends bearer tokens only
@@ -8,6 +8,7 @@ over https, hence the self-signed certificate.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,9 @@ pytest.importorskip("azure.mixedreality.remoterendering")
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mixedreality.remoterendering import (
+    AssetConversionInputSettings,
+    AssetConversionOutputSettings,
+    AssetConversionStatus,
     RemoteRenderingClient,
     RenderingSessionSize,
     RenderingSessionStatus,
@@ -167,3 +171,87 @@ def test_a_session_stopped_while_starting_is_returned_not_raised(
     client.stop_rendering_session("stopped-early")
     stopped = poller.result(timeout=10)
     assert (stopped.status, stopped.error) == (RenderingSessionStatus.STOPPED, None)
+
+
+# ------------------------------------------------------------------------------------ conversions
+
+IN = "https://contosoin.blob.core.windows.net/models"
+OUT = "https://contosoout.blob.core.windows.net/assets"
+
+
+@pytest.fixture
+def quick_conversions(tls_emulator: ArrEmulator) -> Iterator[None]:
+    tls_emulator.state.conversion_delay = 0.3
+    yield
+    tls_emulator.state.conversion_delay = 5.0
+
+
+def start(client: RemoteRenderingClient, conversion_id: str, path: str = "house.fbx", **output: str) -> Any:
+    return client.begin_asset_conversion(
+        conversion_id=conversion_id,
+        input_settings=AssetConversionInputSettings(
+            storage_container_uri=IN,
+            relative_input_asset_path=path,
+            blob_prefix="in/",
+            storage_container_read_list_sas="sv=2020&sig=SDKSECRET",
+        ),
+        output_settings=AssetConversionOutputSettings(storage_container_uri=OUT, blob_prefix="out", **output),
+    )
+
+
+def test_asset_conversion_create_poll_get_and_list(
+    client: RemoteRenderingClient, tls_emulator: ArrEmulator, quick_conversions: None
+) -> None:
+    poller = start(client, "sdk-conversion_1", output_asset_filename="house.arrAsset")
+    done = poller.result(timeout=10)
+    assert done.status == AssetConversionStatus.SUCCEEDED
+    assert done.id == "sdk-conversion_1"
+    assert done.output.asset_uri == f"{OUT}/out/house.arrAsset"
+    assert done.error is None
+    assert done.created_on is not None
+    assert done.settings.input_settings.relative_input_asset_path == "house.fbx"
+    assert done.settings.input_settings.storage_container_read_list_sas is None  # never echoed
+
+    fetched = client.get_asset_conversion("sdk-conversion_1")
+    assert (fetched.status, fetched.output.asset_uri) == (done.status, done.output.asset_uri)
+
+    tls_emulator.state.page_size = 2
+    try:
+        for index in range(2):
+            start(client, f"more-{index}")
+        listed = list(client.list_asset_conversions())
+    finally:
+        tls_emulator.state.page_size = 50
+    assert [conversion.id for conversion in listed] == ["sdk-conversion_1", "more-0", "more-1"]
+    assert tls_emulator.state.request_counts["conversion_list"] == 2  # it followed the @nextLink
+
+
+def test_asset_conversion_retry_and_conflict(
+    client: RemoteRenderingClient, tls_emulator: ArrEmulator, quick_conversions: None
+) -> None:
+    start(client, "twice").result(timeout=10)
+    again = start(client, "twice").result(timeout=10)  # the same settings: 200, the same conversion
+    assert again.status == AssetConversionStatus.SUCCEEDED
+    with pytest.raises(HttpResponseError) as raised:
+        start(client, "twice", output_asset_filename="other.arrAsset")
+    assert raised.value.status_code == 409
+    assert raised.value.error.code == "Conflict"
+    assert len(tls_emulator.state.conversions()) == 1
+
+
+def test_a_failed_conversion_ends_the_poller_with_its_error(
+    client: RemoteRenderingClient, tls_emulator: ArrEmulator, quick_conversions: None
+) -> None:
+    tls_emulator.state.fail_next_conversion("The input asset could not be found.")
+    with pytest.raises(HttpResponseError) as raised:
+        start(client, "doomed-conversion").result(timeout=10)
+    assert raised.value.error.message == "The input asset could not be found."
+    assert client.get_asset_conversion("doomed-conversion").status == AssetConversionStatus.FAILED
+    with pytest.raises(HttpResponseError) as unsupported:
+        start(client, "obj", path="house.obj").result(timeout=10)
+    assert unsupported.value.error.code == "InvalidInputFormat"
+
+
+def test_unknown_conversion_is_not_found(client: RemoteRenderingClient) -> None:
+    with pytest.raises(ResourceNotFoundError):
+        client.get_asset_conversion("no-such-conversion")

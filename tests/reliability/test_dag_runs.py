@@ -1,4 +1,5 @@
-"""Whole ``dag.test`` runs of ``arr_render_pipeline``: the teardown cleans up, and no secret leaks.
+"""Whole ``dag.test`` runs of ``arr_render_pipeline`` (and ``arr_convert_and_render``): the teardown
+cleans up, and no secret (account key, tokens, SAS tokens) leaks.
 
 The runs happen in the child interpreter of ``tests/airflow/_dag_runner.py``, started here with Airflow
 logging at DEBUG, against an emulator whose account key is random (so that finding it means a leak).
@@ -150,3 +151,47 @@ def test_no_secret_in_logs_xcoms_rendered_fields_or_errors_of_whole_runs(emu, ru
             for name, secret in found.items():
                 assert secret not in text, f"the {name} appears in the {place}"
     assert "failed on purpose (fail_render=True)" in failed["output"]  # the exception text was scanned too
+
+
+def test_no_sas_token_in_logs_xcoms_or_rendered_fields_of_a_convert_run(emu, debug_runner, tmp_path):
+    """The SAS tokens of arr_convert_and_render (Variables here) reach the service and nothing else."""
+    sas = {
+        "input SAS": "sv=2020-08-04&sr=c&sp=rl&sig=" + secrets.token_urlsafe(24),
+        "output SAS": "sv=2020-08-04&sr=c&sp=w&sig=" + secrets.token_urlsafe(24),
+    }
+    emu.state.conversion_delay = 0.5
+    emu.state.add_fault("conversion_properties", 503, headers={"Retry-After": "0"})
+    env = emu.env(**RELIABILITY_EXTRAS) | {
+        "AIRFLOW_VAR_ARR_INPUT_SAS": sas["input SAS"],
+        "AIRFLOW_VAR_ARR_OUTPUT_SAS": sas["output SAS"],
+    }
+    try:
+        result = debug_runner.request(
+            command="run",
+            dag_id="arr_convert_and_render",
+            conf={},
+            deferrable=True,
+            output_dir=str(tmp_path / "renders"),
+            env=env,
+            inspect=True,
+        )
+    finally:
+        emu.state.conversion_delay = 5.0
+    output, _ = without_upstream_leak("".join(debug_runner.output))
+
+    assert result["state"] == "success", output[-3000:]
+    (conversion,) = emu.state.conversions()
+    assert (conversion.input.sas, conversion.output.sas) == (sas["input SAS"], sas["output SAS"])
+    found = (
+        secrets_of(emu) | sas | {f"{name} signature": value.rsplit("=", 1)[1] for name, value in sas.items()}
+    )
+    places = {
+        "log output": output,
+        "XComs": json.dumps(result["xcoms"]),
+        "rendered template fields": json.dumps(result["rendered_fields"]),
+    }
+    assert "ARR POST /v1/accounts/" in output  # the scan means something: the calls were logged
+    assert any(key == "conversion_id" for _, _, key, _ in result["xcoms"])
+    for place, text in places.items():
+        for name, secret in found.items():
+            assert secret not in text, f"the {name} appears in the {place}"
