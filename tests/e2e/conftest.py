@@ -110,7 +110,7 @@ def deployed(request: pytest.FixtureRequest, postgres: Postgres, e2e_root: Path)
         database_url = postgres.create_database(f"airflow_{name}")
         airflow = AirflowDeployment(name, base, database_url, emulator.connection, executor, broker_url)
         airflow.start()
-        for dag_id in ("arr_render_pipeline", "arr_render_fanout"):
+        for dag_id in ("arr_render_pipeline", "arr_render_fanout", "arr_convert_and_render"):
             airflow.wait_for_dag(dag_id)
         runs = {
             "pipeline": ("arr_render_pipeline", airflow.trigger("arr_render_pipeline")),
@@ -120,6 +120,7 @@ def deployed(request: pytest.FixtureRequest, postgres: Postgres, e2e_root: Path)
             ),
             "fanout": ("arr_render_fanout", airflow.trigger("arr_render_fanout")),
             "pipeline_marked_failed": ("arr_render_pipeline", airflow.trigger("arr_render_pipeline")),
+            "convert": ("arr_convert_and_render", airflow.trigger("arr_convert_and_render")),
         }
         log(f"{name}: triggered {', '.join(f'{label}={run[1]}' for label, run in runs.items())}")
         watcher = RunWatcher(

@@ -12,6 +12,7 @@ import re
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.timeout(900)
@@ -205,11 +206,22 @@ def test_a_run_marked_failed_while_the_sensor_is_deferred_still_stops_its_sessio
     assert session_status(deployed, session_id) == "Stopped"
 
 
+def test_convert_and_render_converts_renders_and_stops_its_session(deployed):
+    final = finished(deployed)["convert"]
+    assert final == "success", ti_states(deployed, "convert")
+    states = ti_states(deployed, "convert")
+    assert {state for state in states.values()} == {"success"}, states
+    (conversion,) = httpx.get(f"{deployed.emulator.url}/_emulator/conversions", timeout=10).json()
+    assert conversion["status"] == "Succeeded"
+    dag_id, run_id = deployed.watcher.runs["convert"]
+    assert deployed.airflow.xcom(dag_id, run_id, "convert").endswith(".arrAsset")
+
+
 def test_no_session_is_left_running(deployed):
     finished(deployed)
     sessions = deployed.emulator.sessions()
-    # One per pipeline run, three for the fan-out.
-    assert len(sessions) == 6
+    # One per pipeline run, three for the fan-out, one for the convert-and-render run.
+    assert len(sessions) == 7
     assert {session["status"] for session in sessions} == {"Stopped"}, sessions
     timings = deployed.timings
     deployed_in, runs_in = timings["ready"], timings["runs_finished"] - timings["ready"]
