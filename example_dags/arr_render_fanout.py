@@ -1,8 +1,9 @@
 """Render several scenes in parallel: one Azure Remote Rendering session per scene.
 
-Dynamic task mapping creates one session per scene (each preloading that scene's model), waits until
-each is Ready, renders each scene on its own session, and stops every session in a mapped teardown,
-even when a render fails.
+Dynamic task mapping creates one session per scene (on v1 each preloads that scene's model; 2021-01-01
+cannot preload), waits in the triggerer until each is Ready, renders each scene on its own session, and
+stops every session in a mapped teardown, even when a render fails. It runs unchanged on both dialects;
+2021-01-01 is the one to use for many concurrent creates (see the README's reliability section).
 """
 
 from __future__ import annotations
@@ -22,8 +23,16 @@ from _render_manifest import POLL_INTERVAL, write_render_manifest
 
 
 def model_urls(scene: str) -> list[str]:
-    """The asset containers a scene's session preloads."""
-    return [f"https://example.blob.core.windows.net/arr-models/{scene}.arrAsset"]
+    """The assets a scene's session preloads: its model on v1; none on 2021-01-01, which cannot preload.
+
+    Runs in each create task (``XComArg.map`` is applied where the value is used), so the connection's
+    ``api_version`` decides at run time and the DAG runs unchanged on either dialect.
+    """
+    from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+
+    with RemoteRenderingHook() as hook:
+        preloads = hook.dialect.api_version == "v1"
+    return [f"https://example.blob.core.windows.net/arr-models/{scene}.arrAsset"] if preloads else []
 
 
 with DAG(
@@ -51,7 +60,7 @@ with DAG(
         models=scenes.map(model_urls)
     )
     wait_ready = RemoteRenderingSessionReadySensor.partial(
-        task_id="wait_ready", poke_interval=POLL_INTERVAL, timeout=30 * 60
+        task_id="wait_ready", poke_interval=POLL_INTERVAL, timeout=30 * 60, deferrable=True
     ).expand(session_id=create.output)
     stop = RemoteRenderingStopSessionOperator.partial(task_id="stop").expand(session_id=create.output)
 

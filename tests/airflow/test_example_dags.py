@@ -224,6 +224,17 @@ def test_pipeline_stops_nothing_twice_when_the_session_fails_to_start(emu, run_d
     assert emu.state.request_counts["stop"] == 0
 
 
+def test_fanout_runs_unchanged_on_the_2021_dialect(emu, run_dag, tmp_path):
+    result = run_dag("arr_render_fanout", {"scenes": ["atrium", "engine"]}, True, api_version="2021-01-01")
+
+    assert result["state"] == "success"
+    records = emu.state.sessions()
+    assert len(records) == 2
+    assert {record.status for record in records} == {"Stopped"}
+    assert [list(record.models) for record in records] == [[], []]  # 2021-01-01 does not preload
+    assert sorted(manifest["scene"] for manifest in manifests(tmp_path)) == ["atrium", "engine"]
+
+
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "blocking"])
 def test_fanout_runs_one_session_per_scene_and_stops_them_all(emu, run_dag, tmp_path, deferrable):
     scenes = {"scenes": ["atrium", "engine", "city", "dock"]}
