@@ -87,6 +87,8 @@ class SessionPoller:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._last_poll = 0.0  # time.monotonic() when the latest poll began
+        self._next_poll = 0.0  # and when the next one is planned
         #: Polls begun and finished so far (each is one list call per page, plus a read per session
         #: missing from the list); tests and benchmarks count them.
         self.polls = 0
@@ -102,7 +104,9 @@ class SessionPoller:
         self._waiters.add(waiter)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="arr-session-poller")
-        self._wake.set()  # a shorter interval or an earlier deadline may move the next poll
+        due = min(self._last_poll + waiter.poll_interval, time.monotonic() + waiter.end_time - time.time())
+        if due < self._next_poll:
+            self._wake.set()  # a shorter interval or an earlier deadline moves the next poll
 
     def remove(self, waiter: _Waiter) -> None:
         """Unregister a wait (answered or cancelled); the last one out stops the poller."""
@@ -127,9 +131,9 @@ class SessionPoller:
     async def _run(self) -> None:
         try:
             while self._waiters:
-                started = time.monotonic()
+                self._last_poll = time.monotonic()
                 await self._poll()
-                await self._pause(started)
+                await self._pause(self._last_poll)
         except Exception as error:  # a bug, not an answer: every wait hears of it, none hangs
             for waiter in list(self._waiters):
                 self._settle(waiter, error=error)
@@ -146,7 +150,9 @@ class SessionPoller:
         while self._waiters:
             interval = min(waiter.poll_interval for waiter in self._waiters)
             to_deadline = min(waiter.end_time for waiter in self._waiters) - time.time()
-            delay = min(started + interval - time.monotonic(), to_deadline)
+            now = time.monotonic()
+            delay = min(started + interval - now, to_deadline)
+            self._next_poll = now + delay
             if delay <= 0:
                 return
             self._wake.clear()
