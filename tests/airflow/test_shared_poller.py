@@ -166,6 +166,7 @@ async def test_two_accounts_use_two_pollers(emu, monkeypatch):
     other = emu.connection(**FAST_RETRIES) | {"login": other_id, "password": other_key}
 
     monkeypatch.setenv("AIRFLOW_CONN_ARR_OTHER", json.dumps(other))
+    emu.state.start_delay = 1.5  # every wait registers before any is answered
     mine = [new_session(emu) for _ in range(3)]
     theirs = [emu.state.create_session(other_id, timedelta(hours=1)).session_id for _ in range(3)]
     # A second connection id with the same settings shares the first account's poller.
@@ -189,7 +190,7 @@ async def test_two_accounts_use_two_pollers(emu, monkeypatch):
 
 
 async def test_a_cancelled_wait_leaves_the_others_alone(emu):
-    emu.state.start_delay = 0.8
+    emu.state.start_delay = 1.5
     sessions = [new_session(emu) for _ in range(5)]
 
     runs = [asyncio.ensure_future(only_event(trigger_for(s))) for s in sessions]
@@ -239,14 +240,21 @@ async def test_a_new_wait_after_the_last_left_gets_a_new_poller(emu):
 
 
 async def test_the_interval_is_the_shortest_any_wait_asked_for(emu):
-    emu.state.start_delay = 0.5
+    emu.state.start_delay = 60
     slow, fast = new_session(emu), new_session(emu)
     emu.state.reset_counts()
     slow_run = asyncio.ensure_future(only_event(trigger_for(slow, poll_interval=30)))
     poller = await first_poller()
+    async with asyncio.timeout(10):
+        while poller.polls_done < 1:
+            await asyncio.sleep(0.01)
+    assert poller.polls == 1  # the next poll is 30 s away
     fast_run = asyncio.ensure_future(only_event(trigger_for(fast, poll_interval=0.1)))
-    events = await asyncio.wait_for(asyncio.gather(slow_run, fast_run), timeout=10)
-
-    assert [event["status"] for event in events] == ["success", "success"]
-    assert poller.polls >= 3  # the 0.1 s wait set the pace for both: at 30 s, one poll would have run
-    assert emu.state.request_counts["list"] == poller.polls
+    async with asyncio.timeout(10):  # at 30 s, no second poll would come in time
+        while poller.polls_done < 3:
+            await asyncio.sleep(0.01)
+    assert emu.state.request_counts["list"] >= 3
+    for run in (slow_run, fast_run):
+        run.cancel()
+    await asyncio.gather(slow_run, fast_run, return_exceptions=True)
+    assert not _poller.active_pollers()
