@@ -44,7 +44,6 @@ from airflow_provider_arr.hooks.transport import Logger
 from airflow_provider_arr.models import (
     SessionProperties,
     SessionStatus,
-    format_timespan,
     never_ready_message,
 )
 
@@ -200,13 +199,7 @@ class SessionPoller:
             self._settle(waiter, error=answer)
             return
         properties = answer
-        waiter.log.info(
-            "Session %s is %s (elapsed %s of lease %s)",
-            waiter.session_id,
-            properties.status.value,
-            format_timespan(properties.elapsed_time),
-            format_timespan(properties.max_lease_time),
-        )
+        waiter.log.info("%s", properties.describe())
         if properties.status == SessionStatus.READY:
             self._settle(waiter, result=properties)
         elif properties.status != SessionStatus.STARTING:
