@@ -17,13 +17,12 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionNotFoundError,
     RemoteRenderingError,
 )
-from airflow_provider_arr.hooks.policy import ResourceKind
+from airflow_provider_arr.hooks.policy import ResourceKind, parse_answer, parse_page
 from airflow_provider_arr.hooks.settings import ConnectionSettings
 from airflow_provider_arr.hooks.transport import Request, Response
 from airflow_provider_arr.models import (
     API_2021,
     ArrInputError,
-    ArrResponseError,
     ConversionProperties,
     ConversionSpec,
     validate_conversion_id,
@@ -100,38 +99,15 @@ class ConversionDialect:
 
     def conversion(self, request: Request, response: Response, conversion_id: str) -> ConversionProperties:
         """One conversion from an answer; a malformed one is a :class:`RemoteRenderingError`."""
-        try:
-            return self.parse_conversion(response.json(request.operation), conversion_id)
-        except ArrResponseError as error:
-            raise RemoteRenderingError(
-                request.operation,
-                http_status=response.status,
-                service_message=str(error),
-                ms_cv=response.ms_cv,
-            ) from None
+        return parse_answer(
+            request.operation, response, lambda data: self.parse_conversion(data, conversion_id)
+        )
 
     def conversion_page(self, response: Response) -> tuple[list[ConversionProperties], str | None]:
         """One page of the conversion list, and the ``@nextLink`` if any."""
-        body = response.json("list_conversions")
-        items = body.get("conversions") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            raise RemoteRenderingError(
-                "list_conversions",
-                http_status=response.status,
-                service_message="unexpected answer: field 'conversions' is missing or not a list",
-                ms_cv=response.ms_cv,
-            )
-        try:
-            page = [self.parse_conversion(item, "") for item in items]
-        except ArrResponseError as error:
-            raise RemoteRenderingError(
-                "list_conversions",
-                http_status=response.status,
-                service_message=str(error),
-                ms_cv=response.ms_cv,
-            ) from None
-        next_link = body.get("@nextLink") if isinstance(body, dict) else None
-        return page, (str(next_link) if next_link else None)
+        return parse_page(
+            "list_conversions", response, "conversions", lambda item: self.parse_conversion(item, "")
+        )
 
 
 class V1Conversions(ConversionDialect):

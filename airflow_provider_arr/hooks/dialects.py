@@ -31,14 +31,13 @@ from airflow_provider_arr.hooks.conversion_dialects import (
     ConversionDialect,
     V1Conversions,
 )
-from airflow_provider_arr.hooks.policy import ResourceKind
+from airflow_provider_arr.hooks.policy import ResourceKind, parse_answer, parse_page
 from airflow_provider_arr.hooks.settings import ConnectionSettings
 from airflow_provider_arr.hooks.transport import Request, Response
 from airflow_provider_arr.models import (
     API_2021,
     API_V1,
     ArrInputError,
-    ArrResponseError,
     SessionProperties,
     format_timespan,
     lease_minutes,
@@ -161,37 +160,12 @@ class Dialect(ConversionDialect, ABC):
 
     def properties(self, request: Request, response: Response) -> SessionProperties:
         """One session's properties from an answer; a malformed one is a :class:`RemoteRenderingError`."""
-        try:
-            return self.parse_session(response.json(request.operation))
-        except ArrResponseError as error:
-            raise RemoteRenderingError(
-                request.operation,
-                http_status=response.status,
-                service_message=str(error),
-                ms_cv=response.ms_cv,
-            ) from None
+        return parse_answer(request.operation, response, self.parse_session)
 
     def session_page(self, response: Response) -> tuple[list[SessionProperties], Request | None]:
         """One page of the session list, and the request for the next page (``@nextLink``) if any."""
-        body = response.json("list_sessions")
-        sessions = body.get("sessions") if isinstance(body, dict) else None
-        if not isinstance(sessions, list):
-            raise RemoteRenderingError(
-                "list_sessions",
-                http_status=response.status,
-                service_message="unexpected answer: field 'sessions' is missing or not a list",
-                ms_cv=response.ms_cv,
-            )
-        try:
-            page = [self.parse_session(item) for item in sessions]
-        except ArrResponseError as error:
-            raise RemoteRenderingError(
-                "list_sessions", http_status=response.status, service_message=str(error), ms_cv=response.ms_cv
-            ) from None
-        next_link = body.get("@nextLink") if isinstance(body, dict) else None
-        if not next_link:
-            return page, None
-        return page, self.list_request(self._same_origin(str(next_link)))
+        page, next_link = parse_page("list_sessions", response, "sessions", self.parse_session)
+        return page, (self.list_request(self._same_origin(next_link)) if next_link else None)
 
     def _same_origin(self, link: str) -> str:
         """Resolve a ``@nextLink``; one pointing at another host is refused (the token must not go there)."""

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import tenacity
 
 from airflow_provider_arr.exceptions import RemoteRenderingError, RemoteRenderingNotFoundError
+from airflow_provider_arr.models import ArrResponseError
 
 if TYPE_CHECKING:
     from airflow_provider_arr.hooks.settings import ConnectionSettings
     from airflow_provider_arr.hooks.transport import Logger, Request, Response, TransportFailure
+
+_T = TypeVar("_T")
 
 #: The longest ``Retry-After`` honoured, in seconds; a longer one is cut to this.
 RETRY_AFTER_MAX = 3600.0
@@ -216,3 +219,31 @@ def retry_kwargs(settings: ConnectionSettings, request: Request, log: Logger) ->
         "retry_error_callback": _give_up,
         "reraise": True,
     }
+
+
+def parse_answer(operation: str, response: Response, parse: Callable[[Any], _T]) -> _T:
+    """An answer's JSON through ``parse``; a malformed answer is a :class:`RemoteRenderingError`."""
+    try:
+        return parse(response.json(operation))
+    except ArrResponseError as error:
+        raise RemoteRenderingError(
+            operation, http_status=response.status, service_message=str(error), ms_cv=response.ms_cv
+        ) from None
+
+
+def parse_page(
+    operation: str, response: Response, field: str, parse: Callable[[Any], _T]
+) -> tuple[list[_T], str | None]:
+    """One page of a list answer (its items under ``field``), and its ``@nextLink`` if any."""
+    body = response.json(operation)
+    items = body.get(field) if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise RemoteRenderingError(
+            operation,
+            http_status=response.status,
+            service_message=f"unexpected answer: field {field!r} is missing or not a list",
+            ms_cv=response.ms_cv,
+        )
+    page = parse_answer(operation, response, lambda _: [parse(item) for item in items])
+    next_link = body.get("@nextLink") if isinstance(body, dict) else None
+    return page, (str(next_link) if next_link else None)

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=StrEnum)
 
 #: The service's upper bound for a session's lease (total time since start).
 MAX_LEASE_TIME = timedelta(hours=24)
@@ -203,3 +206,19 @@ def validate_models(value: Any, field: str = "models") -> list[str]:
         if not isinstance(model, str) or not model.strip():
             raise ArrInputError(f"{field}[{index}]", f"must be a non-empty string, got {model!r}")
     return models
+
+
+def parse_status(by_lower: Mapping[str, E], value: Any, field: str, noun: str) -> E:
+    """A status from the service, case-insensitively; an unknown one raises :class:`ArrResponseError`.
+
+    :param by_lower: the statuses by their lower-case spelling (aliases included).
+    :param value: the status string from the service.
+    :param field: the JSON field name used in the error message.
+    :param noun: ``session`` or ``conversion``, for the message.
+    """
+    if isinstance(value, str):
+        found = by_lower.get(value.strip().lower())
+        if found is not None:
+            return found
+    known = ", ".join(dict.fromkeys(status.value for status in by_lower.values()))
+    raise ArrResponseError(field, f"has an unknown {noun} status {value!r} (known: {known})")

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_arr.models.common import ArrInputError, ArrResponseError
+from airflow_provider_arr.models.common import ArrInputError, ArrResponseError, parse_status
 
 #: The input formats the conversion service reads (the contract's list: models and point clouds).
 SUPPORTED_INPUT_EXTENSIONS = (".fbx", ".gltf", ".glb", ".ply", ".xyz", ".e57")
@@ -41,12 +41,7 @@ class ConversionStatus(StrEnum):
         :param value: the status string from the service.
         :param field: the JSON field name used in the error message.
         """
-        if isinstance(value, str):
-            found = _STATUS_BY_LOWER.get(value.strip().lower())
-            if found is not None:
-                return found
-        known = ", ".join(status.value for status in cls)
-        raise ArrResponseError(field, f"has an unknown conversion status {value!r} (known: {known})")
+        return parse_status(_STATUS_BY_LOWER, value, field, "conversion")
 
     @property
     def is_terminal(self) -> bool:

@@ -17,6 +17,7 @@ from airflow_provider_arr.models.common import (
     ArrInputError,
     ArrResponseError,
     format_timespan,
+    parse_status,
     parse_timespan,
 )
 
@@ -38,12 +39,7 @@ class SessionStatus(StrEnum):
         :param value: the status string from the service.
         :param field: the JSON field name used in the error message.
         """
-        if isinstance(value, str):
-            found = _STATUS_BY_LOWER.get(value.strip().lower())
-            if found is not None:
-                return found
-        known = ", ".join(status.value for status in cls)
-        raise ArrResponseError(field, f"has an unknown session status {value!r} (known: {known})")
+        return parse_status(_STATUS_BY_LOWER, value, field, "session")
 
     @property
     def is_terminal(self) -> bool:

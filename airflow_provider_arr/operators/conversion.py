@@ -206,7 +206,7 @@ class RemoteRenderingConvertAssetOperator(RemoteRenderingBaseOperator):
         if not self.wait_for_completion:
             return conversion_id
         if self.deferrable:
-            from airflow_provider_arr.sensors.remote_rendering import wait_deadline
+            from airflow_provider_arr.sensors.base import wait_deadline
             from airflow_provider_arr.triggers.conversion import RemoteRenderingConversionTrigger
 
             trigger = RemoteRenderingConversionTrigger(

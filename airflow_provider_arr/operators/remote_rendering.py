@@ -36,7 +36,7 @@ from airflow_provider_arr.models import (
 from airflow_provider_arr.operators import _create
 from airflow_provider_arr.operators._create import task_instance_session_id
 from airflow_provider_arr.operators.base import RemoteRenderingBaseOperator
-from airflow_provider_arr.sensors.remote_rendering import wait_deadline
+from airflow_provider_arr.sensors.base import wait_deadline
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

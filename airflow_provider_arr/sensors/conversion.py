@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk import PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionNotFoundError,
-    RemoteRenderingWaitInterruptedError,
 )
 from airflow_provider_arr.models import ArrInputError
+from airflow_provider_arr.sensors.base import RemoteRenderingBaseSensor
+from airflow_provider_arr.triggers.events import validate_conversion_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+    from airflow_provider_arr.triggers.conversion import RemoteRenderingConversionTrigger
 
 
-class RemoteRenderingConversionSensor(BaseSensorOperator):
+class RemoteRenderingConversionSensor(RemoteRenderingBaseSensor):
     """Wait until a conversion has Succeeded; its properties (``output_asset_uri``...) become the XCom value.
 
     Fails at once, without retries, when the conversion Failed or was Cancelled (with the service's
@@ -50,17 +50,17 @@ class RemoteRenderingConversionSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        super().__init__(poke_interval=poke_interval, timeout=timeout, mode=mode, **kwargs)
+        super().__init__(
+            arr_conn_id=arr_conn_id,
+            deferrable=deferrable,
+            poke_interval=poke_interval,
+            timeout=timeout,
+            mode=mode,
+            **kwargs,
+        )
         self.conversion_id = conversion_id
-        self.arr_conn_id = arr_conn_id
-        self.deferrable = deferrable
 
-    @cached_property
-    def hook(self) -> RemoteRenderingHook:
-        """The hook for :attr:`arr_conn_id` (imported lazily to keep DAG parsing cheap)."""
-        from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
-
-        return RemoteRenderingHook(arr_conn_id=self.arr_conn_id)
+    validate_event = staticmethod(validate_conversion_event)
 
     def _conversion_id(self) -> str:
         try:
@@ -68,27 +68,16 @@ class RemoteRenderingConversionSensor(BaseSensorOperator):
         except ArrInputError as error:
             raise AirflowFailException(str(error)) from None
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        try:
-            done = self.poke(context)
-        except (AirflowFailException, AirflowSensorTimeout) as error:
-            if self.soft_fail:
-                raise AirflowSkipException("Skipping due to soft_fail is set to True.") from error
-            raise
-        if isinstance(done, PokeReturnValue):
-            return done.xcom_value
-        from airflow_provider_arr.sensors.remote_rendering import wait_deadline
+    def make_trigger(self, end_time: float) -> RemoteRenderingConversionTrigger:
+        """The conversion trigger, for the rest of the wait."""
         from airflow_provider_arr.triggers.conversion import RemoteRenderingConversionTrigger
 
-        trigger = RemoteRenderingConversionTrigger(
+        return RemoteRenderingConversionTrigger(
             conversion_id=self._conversion_id(),
             arr_conn_id=self.arr_conn_id,
             poll_interval=float(self.poke_interval),
-            end_time=wait_deadline(self.timeout, self.execution_timeout),
+            end_time=end_time,
         )
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         from airflow_provider_arr.hooks.conversions import conversion_failed_message, read_steps
@@ -104,18 +93,3 @@ class RemoteRenderingConversionSensor(BaseSensorOperator):
         if properties.status.is_terminal:
             return PokeReturnValue(is_done=True, xcom_value=properties.to_dict())
         return False
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the trigger: the conversion's properties once Succeeded, else fail."""
-        from airflow_provider_arr.triggers.conversion import validate_conversion_event
-
-        event = validate_conversion_event(event)
-        status = event["status"]
-        if status == "success":
-            self.log.info("%s", event["message"])
-            return dict(event["properties"])
-        if status == "failed":
-            raise AirflowFailException(event["message"])
-        if status == "timeout":
-            raise AirflowSensorTimeout(event["message"])
-        raise RemoteRenderingWaitInterruptedError(event["message"])

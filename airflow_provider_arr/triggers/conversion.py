@@ -11,10 +11,9 @@ leaves the conversion running.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_arr.exceptions import (
@@ -23,6 +22,11 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingWaitTimeoutError,
 )
 from airflow_provider_arr.models import ArrInputError, ConversionProperties
+from airflow_provider_arr.triggers.events import (
+    CONVERSION_EVENT_KEYS,
+    EVENT_STATUSES,
+    validate_conversion_event,
+)
 
 __all__ = [
     "CONVERSION_EVENT_KEYS",
@@ -31,26 +35,8 @@ __all__ = [
     "validate_conversion_event",
 ]
 
-CONVERSION_EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
-CONVERSION_EVENT_KEYS = ("status", "message", "conversion_id", "last_status", "properties")
-
-
-def validate_conversion_event(event: Any) -> dict[str, Any]:
-    """Check an event given to ``execute_complete``; raise instead of succeeding on anything odd."""
-    if event is None:
-        raise AirflowException(
-            "The task resumed without a trigger event (event=None); the conversion wait did not finish."
-        )
-    if not isinstance(event, Mapping):
-        raise AirflowException(f"The trigger event should be a dict, got {type(event).__name__}")
-    missing = [key for key in CONVERSION_EVENT_KEYS if key not in event]
-    if missing:
-        raise AirflowException(f"The trigger event lacks the key(s) {', '.join(missing)}")
-    if event["status"] not in CONVERSION_EVENT_STATUSES:
-        raise AirflowException(f"The trigger event has an unknown status {event['status']!r}")
-    if event["status"] == "success" and not isinstance(event["properties"], Mapping):
-        raise AirflowException("The trigger reported success without the conversion's properties")
-    return dict(event)
+#: Kept for code that imported it from here; the event contract is ``triggers/events.py``.
+CONVERSION_EVENT_STATUSES = EVENT_STATUSES
 
 
 def _event(status: str, message: str, conversion_id: str, properties: object | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ retries). Every ``execute_complete`` checks it with :func:`validate_event`, whic
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
@@ -18,23 +18,27 @@ from airflow_provider_arr.models import SessionProperties
 #: The statuses a trigger event can have; anything else is refused by :func:`validate_event`.
 EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
 EVENT_KEYS = ("status", "message", "session_id", "last_status", "properties")
+#: The keys of the conversion trigger's events.
+CONVERSION_EVENT_KEYS = ("status", "message", "conversion_id", "last_status", "properties")
 
 
-def validate_event(event: Any) -> dict[str, Any]:
+def validate_event(event: Any, keys: Sequence[str] = EVENT_KEYS, noun: str = "session") -> dict[str, Any]:
     """Check an event given to ``execute_complete``; raise instead of succeeding on anything odd.
 
     ``dag.test()`` and some triggerer failures resume a task with ``event=None``: that must fail the
     task, never pass it silently.
 
     :param event: the ``event`` keyword argument of ``execute_complete``.
+    :param keys: the keys the event must have (:data:`EVENT_KEYS`, :data:`CONVERSION_EVENT_KEYS`).
+    :param noun: what was waited for, for the messages.
     """
     if event is None:
         raise AirflowException(
-            "The task resumed without a trigger event (event=None); the session wait did not finish."
+            f"The task resumed without a trigger event (event=None); the {noun} wait did not finish."
         )
     if not isinstance(event, Mapping):
         raise AirflowException(f"The trigger event should be a dict, got {type(event).__name__}: {event!r}")
-    missing = [key for key in EVENT_KEYS if key not in event]
+    missing = [key for key in keys if key not in event]
     if missing:
         raise AirflowException(f"The trigger event lacks the key(s) {', '.join(missing)}: {dict(event)!r}")
     if event["status"] not in EVENT_STATUSES:
@@ -43,8 +47,13 @@ def validate_event(event: Any) -> dict[str, Any]:
             f"(known: {', '.join(sorted(EVENT_STATUSES))})"
         )
     if event["status"] == "success" and not isinstance(event["properties"], Mapping):
-        raise AirflowException(f"The trigger reported success without session properties: {dict(event)!r}")
+        raise AirflowException(f"The trigger reported success without {noun} properties: {dict(event)!r}")
     return dict(event)
+
+
+def validate_conversion_event(event: Any) -> dict[str, Any]:
+    """:func:`validate_event` for the conversion trigger's events."""
+    return validate_event(event, CONVERSION_EVENT_KEYS, "conversion")
 
 
 def make_event(
