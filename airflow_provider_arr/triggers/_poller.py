@@ -44,6 +44,7 @@ from airflow_provider_arr.hooks.transport import Logger
 from airflow_provider_arr.models import (
     SessionProperties,
     SessionStatus,
+    format_timespan,
     never_ready_message,
 )
 
@@ -199,7 +200,13 @@ class SessionPoller:
             self._settle(waiter, error=answer)
             return
         properties = answer
-        waiter.log.info("%s", properties.describe())
+        waiter.log.info(
+            "Session %s is %s (elapsed %s of lease %s)",
+            waiter.session_id,
+            properties.status.value,
+            format_timespan(properties.elapsed_time),
+            format_timespan(properties.max_lease_time),
+        )
         if properties.status == SessionStatus.READY:
             self._settle(waiter, result=properties)
         elif properties.status != SessionStatus.STARTING:
