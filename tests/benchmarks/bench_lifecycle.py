@@ -37,11 +37,14 @@ MODES = ("poke", "deferrable")
 
 
 class TaskInstance:
-    """Just enough of a runtime task instance for ``execute``: keeps XCom pushes."""
+    """Just enough of a runtime task instance for ``execute``: its identity, and XCom pushes."""
 
     def __init__(self, task_id: str) -> None:
+        self.dag_id = "arr_bench"
+        self.run_id = "manual__bench"
         self.task_id = task_id
         self.map_index = -1
+        self.try_number = 1
         self.xcom: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
@@ -68,6 +71,7 @@ async def first_event(trigger: Any) -> Any:
 def life_cycle(mode: str) -> dict[str, Any]:
     from airflow.sdk.exceptions import TaskDeferred
 
+    from airflow_provider_arr import ownership
     from airflow_provider_arr.operators.remote_rendering import (
         RemoteRenderingCreateSessionOperator,
         RemoteRenderingExtendSessionOperator,
@@ -75,6 +79,9 @@ def life_cycle(mode: str) -> dict[str, Any]:
     )
     from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
 
+    # No task runner here: the create operator's ownership record goes to a dict, not to an Airflow
+    # Variable (that store is Airflow's, not the service's: it changes no count below).
+    ownership.use_ledger(ownership.MemoryLedger())
     started = time.monotonic()
     new_task_process()
     create = RemoteRenderingCreateSessionOperator(task_id="create", max_lease_time="1:00:00")
