@@ -92,9 +92,7 @@ class RemoteRenderingBaseHook(BaseHook):
             if conn.password:
                 _mask(conn.password)
             check_raw_extra(self.arr_conn_id, conn.extra)
-            self._settings = self._load_settings(
-                conn.host, conn.login, conn.password, conn.extra_dejson, conn.port
-            )
+            self._settings = self._load_settings(conn.host, conn.login, conn.password, conn.extra_dejson)
         return self._settings
 
     async def asettings(self) -> ConnectionSettings:
@@ -110,13 +108,13 @@ class RemoteRenderingBaseHook(BaseHook):
             extra = await get_async_extra_dejson(conn)
             if conn.password:
                 await _amask(conn.password)
-            self._settings = self._load_settings(conn.host, conn.login, conn.password, extra, conn.port)
+            self._settings = self._load_settings(conn.host, conn.login, conn.password, extra)
         return self._settings
 
     def _load_settings(
-        self, host: str | None, login: str | None, password: str | None, extra: Any, port: Any = None
+        self, host: str | None, login: str | None, password: str | None, extra: Any
     ) -> ConnectionSettings:
-        return ConnectionSettings.from_connection(self.arr_conn_id, host, login, password, extra or {}, port)
+        return ConnectionSettings.from_connection(self.arr_conn_id, host, login, password, extra or {})
 
     def log_to(self, logger: Any) -> None:
         """Log through ``logger`` from now on (a trigger's or a task's logger, so lines land in its log)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
@@ -292,8 +291,6 @@ class Api2021Dialect(Api2021Conversions, Dialect):
 
 
 _DIALECTS: dict[str, type[Dialect]] = {cls.api_version: cls for cls in (V1Dialect, Api2021Dialect)}
-#: The ``api_version`` values a connection may name.
-API_VERSIONS: Sequence[str] = tuple(_DIALECTS)
 
 
 def dialect_for(settings: ConnectionSettings) -> Dialect:

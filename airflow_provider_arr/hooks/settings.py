@@ -77,7 +77,6 @@ class ConnectionSettings:
         login: str | None,
         password: str | None,
         extra: Mapping[str, Any],
-        port: Any = None,
     ) -> ConnectionSettings:
         """Validate a connection's fields; errors name the connection and the field.
 
@@ -86,7 +85,6 @@ class ConnectionSettings:
         :param login: the account id.
         :param password: the account key.
         :param extra: the connection's extras.
-        :param port: the connection's port (unused: the host is a full URL, port included; in the URI form
             of a connection, give it percent-encoded: ``azure-remote-rendering://<id>:<key>@https%3A%2F%2F...``).
         """
 

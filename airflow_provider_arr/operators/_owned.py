@@ -6,11 +6,12 @@ leaves two sessions alive for one task instance. See :mod:`airflow_provider_arr.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_arr import ownership
 from airflow_provider_arr.exceptions import RemoteRenderingSessionNotFoundError
-from airflow_provider_arr.models import SessionStatus
+from airflow_provider_arr.models import SessionProperties, SessionStatus
 
 if TYPE_CHECKING:
     from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
@@ -20,18 +21,25 @@ if TYPE_CHECKING:
 ENDED = frozenset({"Stopped", "Expired", "Error", "NotFound"})
 
 
-def resolve_pending(hook: RemoteRenderingHook, record: OwnershipRecord, log: Any) -> None:
+def resolve_pending(
+    hook: RemoteRenderingHook,
+    record: OwnershipRecord,
+    log: Any,
+    listed: Iterable[SessionProperties] | None = None,
+) -> None:
     """
     Settle a v1 create whose answer never reached its try: find the session it started, if any.
 
     The record holds the request and the account's sessions just before it was sent; the session it
     started is the one new session with that lease and size. Several candidates cannot be told apart:
     they are named in the log and left to the janitor's report, never stopped on a guess.
+
+    :param listed: the account's sessions, if the caller has just listed them (else they are listed).
     """
     pending = record.pending
     if pending is None:
         return
-    found = pending.matching(hook.list_sessions(), record.sessions)
+    found = pending.matching(hook.list_sessions() if listed is None else listed, record.sessions)
     if len(found) == 1:
         record.add(found[0].session_id, pending.try_number)
         log.warning(

@@ -131,7 +131,7 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
         for record in records:
             finished, why = self.owner_finished(record.owner)
             if finished and record.pending is not None and not self.only_report:
-                resolve_pending(hook, record, self.log)
+                resolve_pending(hook, record, self.log, listed.values())
             attributed |= set(record.sessions)
             for session_id in list(record.sessions):
                 session = listed.get(session_id)
