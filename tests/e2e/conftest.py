@@ -134,7 +134,29 @@ def deployed(request: pytest.FixtureRequest, postgres: Postgres, e2e_root: Path)
             watcher.stop()
         if airflow is not None and request.session.testsfailed > failed_before:
             print(f"\n===== {name}: component logs =====\n{airflow.log_tails()}", file=sys.__stderr__)
+            if watcher is not None:
+                print(unfinished_task_logs(airflow, watcher), file=sys.__stderr__)
         for component in (airflow, redis, emulator):
             if component is not None:
                 component.stop()
         log(f"{name}: stopped; {time.monotonic() - started:.1f} s from start to stop")
+
+
+def unfinished_task_logs(airflow: AirflowDeployment, watcher: RunWatcher, lines: int = 60) -> str:
+    """The last lines of every try of every task of the runs that did not finish (for CI's log)."""
+    parts = []
+    for label, (dag_id, run_id) in watcher.runs.items():
+        if label in watcher.final:
+            continue
+        parts.append(f"===== unfinished run {watcher.describe(label)} =====")
+        try:
+            for ti in airflow.task_instances(dag_id, run_id):
+                if ti["map_index"] >= 0:
+                    continue  # the log route of a mapped task differs; its states are in the line above
+                for try_number in range(1, int(ti.get("try_number") or 0) + 1):
+                    text = airflow.task_log(dag_id, run_id, ti["task_id"], try_number=try_number)
+                    tail = "\n".join(text.splitlines()[-lines:])
+                    parts.append(f"--- {ti['task_id']} try {try_number} ({ti['state']}) ---\n{tail}")
+        except Exception as error:  # a diagnostic must not hide the failure it explains
+            parts.append(f"(could not read the task logs: {error!r})")
+    return "\n".join(parts)

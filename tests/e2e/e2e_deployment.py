@@ -592,8 +592,10 @@ class RunWatcher:
             with self.deployment.new_client() as client:
                 while len(self.final) < len(self.runs) and not self._stop.is_set():
                     if time.monotonic() > self._deadline:
+                        unfinished = sorted(set(self.runs) - set(self.final))
                         raise TimeoutError(
-                            f"runs still unfinished: {sorted(set(self.runs) - set(self.final))}"
+                            f"runs still unfinished: {unfinished}; the states their tasks went through: "
+                            + "; ".join(self.describe(label) for label in unfinished)
                         )
                     self.deployment.check_alive()
                     self._poll(client)
@@ -654,6 +656,14 @@ class RunWatcher:
         """Stop polling (at teardown, if a test failed early)."""
         self._stop.set()
         self._thread.join(timeout=10)
+
+    def describe(self, label: str) -> str:
+        """``label: task -> state -> state, ...``: what the watcher saw of one run's task instances."""
+        tasks = ", ".join(
+            f"{task_id}{'' if map_index < 0 else f'[{map_index}]'} {' -> '.join(map(str, states))}"
+            for (task_id, map_index), states in sorted(self.seen[label].items())
+        )
+        return f"{label}: {tasks or 'no task instances seen'}"
 
     def states_seen(self, label: str, task_id: str, map_index: int = -1) -> list[str]:
         """Every state one task instance was seen in, in order (consecutive repeats collapsed)."""
