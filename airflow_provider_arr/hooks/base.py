@@ -220,13 +220,19 @@ class RemoteRenderingBaseHook(BaseHook):
         """One request with the retry policy, a token (refreshed once on 401) and the error mapping."""
         settings = self.settings
         retrying = tenacity.Retrying(**policy.retry_kwargs(settings, request, self.log))
-        return retrying(self._attempt, request, settings)
+        try:
+            return retrying(self._attempt, request, settings)
+        except RemoteRenderingError as error:
+            raise _without_retry_frames(error) from None
 
     async def _acall(self, request: Request) -> Response:
         """Async :meth:`_call`."""
         settings = await self.asettings()
         retrying = tenacity.AsyncRetrying(**policy.retry_kwargs(settings, request, self.log))
-        return await retrying(self._aattempt, request, settings)
+        try:
+            return await retrying(self._aattempt, request, settings)
+        except RemoteRenderingError as error:
+            raise _without_retry_frames(error) from None
 
     def _attempt(self, request: Request, settings: ConnectionSettings) -> Response:
         if request.sts:
@@ -284,6 +290,13 @@ class RemoteRenderingBaseHook(BaseHook):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _without_retry_frames(error: RemoteRenderingError) -> RemoteRenderingError:
+    """The error with its traceback cut at the retry loop: the frames inside tenacity and our policy
+    tell a user nothing (the message says what failed and what to fix); a task log shows a few lines.
+    """
+    return error.with_traceback(None)
 
 
 def _account_credential(settings: ConnectionSettings) -> str:

@@ -7,6 +7,7 @@ import json
 import re
 import threading
 import time
+import traceback
 from datetime import timedelta
 
 import pytest
@@ -229,6 +230,10 @@ def test_sts_401_with_empty_body_says_check_account(arr_conn, monkeypatch):
     assert "account key" in text
     assert "wrong-key" not in text
     assert arr_conn.state.request_counts["token"] == 1  # a 401 is not retried
+    # What the task log shows: our calls down to the failed request, none of the retry machinery.
+    frames = traceback.extract_tb(error.value.__traceback__)
+    assert [frame for frame in frames if "tenacity" in frame.filename] == []
+    assert len(frames) <= 8, traceback.format_tb(error.value.__traceback__)
 
 
 def test_secrets_never_in_debug_logs_or_errors(arr_conn, debug_logs):
