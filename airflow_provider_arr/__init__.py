@@ -126,4 +126,8 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
+        "extra-links": [
+            f"{_PACKAGE}.links.RemoteRenderingInspectorLink",
+            f"{_PACKAGE}.links.RemoteRenderingConvertedAssetLink",
+        ],
     }

@@ -33,10 +33,23 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     params={
-        "input_container_uri": Param("https://arrexamples.blob.core.windows.net/models", type="string"),
-        "input_asset_path": Param("atrium/atrium.fbx", type="string"),
-        "output_container_uri": Param("https://arrexamples.blob.core.windows.net/assets", type="string"),
+        "input_container_uri": Param(
+            "https://arrexamples.blob.core.windows.net/models",
+            type="string",
+            description="The model's container: https://<storage account>.blob.core.windows.net/<container>",
+        ),
+        "input_asset_path": Param(
+            "atrium/atrium.fbx",
+            type="string",
+            description="The model's path in that container (FBX, glTF/GLB or a point cloud)",
+        ),
+        "output_container_uri": Param(
+            "https://arrexamples.blob.core.windows.net/assets",
+            type="string",
+            description="The blob container the .arrAsset is written to",
+        ),
     },
+    doc_md=__doc__,
     tags=["example", "azure-remote-rendering"],
 ) as dag:
     convert = RemoteRenderingConvertAssetOperator(

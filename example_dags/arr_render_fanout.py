@@ -21,6 +21,10 @@ from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSession
 
 from _render_manifest import POLL_INTERVAL, write_render_manifest
 
+#: Names each mapped task instance after its scene in the UI: every mapped task here follows the order
+#: of ``scenes`` (the i-th create, wait, render and stop belong to the i-th scene).
+SCENE_NAME = "{{ params.scenes[ti.map_index] }}"
+
 
 def model_urls(scene: str) -> list[str]:
     """The assets a scene's session preloads: its model on v1; none on 2021-01-01, which cannot preload.
@@ -40,7 +44,15 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
-    params={"scenes": Param(["atrium", "engine", "city"], type="array", minItems=1)},
+    params={
+        "scenes": Param(
+            ["atrium", "engine", "city"],
+            type="array",
+            minItems=1,
+            description="The scenes to render, one session each; the mapped tasks are named after them",
+        )
+    },
+    doc_md=__doc__,
     tags=["example", "azure-remote-rendering"],
 ) as dag:
 
@@ -49,20 +61,26 @@ with DAG(
         """The scenes to render, one session each."""
         return list((params or {})["scenes"])
 
-    @task
+    @task(map_index_template=SCENE_NAME)
     def render(scene_and_session: tuple[str, dict[str, Any]]) -> str:
         """Render one scene on its own Ready session (here: write a manifest)."""
         scene, session = scene_and_session
         return write_render_manifest(scene, session)
 
     scenes = list_scenes()
-    create = RemoteRenderingCreateSessionOperator.partial(task_id="create", max_lease_time="1:00:00").expand(
-        models=scenes.map(model_urls)
-    )
+    create = RemoteRenderingCreateSessionOperator.partial(
+        task_id="create", max_lease_time="1:00:00", map_index_template=SCENE_NAME
+    ).expand(models=scenes.map(model_urls))
     wait_ready = RemoteRenderingSessionReadySensor.partial(
-        task_id="wait_ready", poke_interval=POLL_INTERVAL, timeout=30 * 60, deferrable=True
+        task_id="wait_ready",
+        poke_interval=POLL_INTERVAL,
+        timeout=30 * 60,
+        deferrable=True,
+        map_index_template=SCENE_NAME,
     ).expand(session_id=create.output)
-    stop = RemoteRenderingStopSessionOperator.partial(task_id="stop").expand(session_id=create.output)
+    stop = RemoteRenderingStopSessionOperator.partial(task_id="stop", map_index_template=SCENE_NAME).expand(
+        session_id=create.output
+    )
 
     render.expand(scene_and_session=scenes.zip(wait_ready.output)) >> stop
     stop.as_teardown(setups=create)

@@ -28,10 +28,11 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     params={
-        "scene": Param("atrium", type="string"),
+        "scene": Param("atrium", type="string", description="The scene the render step renders"),
         "fail_render": Param(False, type="boolean", description="Fail the render on purpose"),
     },
     tags=["example", "azure-remote-rendering"],
+    doc_md=__doc__,
 ) as dag:
     create = RemoteRenderingCreateSessionOperator(
         task_id="create", max_lease_time="1:00:00", size="standard", retries=1

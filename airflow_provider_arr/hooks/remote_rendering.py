@@ -22,7 +22,7 @@ from airflow_provider_arr.hooks.conversions import RemoteRenderingConversionCall
 from airflow_provider_arr.hooks.dialects import Dialect
 from airflow_provider_arr.hooks.settings import DEFAULT_STS_URL, REGION_URL, ConnectionSettings
 from airflow_provider_arr.hooks.tokens import clear_token_cache
-from airflow_provider_arr.models import SessionProperties
+from airflow_provider_arr.models import SessionProperties, SessionStopOutcome
 
 __all__ = [
     "DEFAULT_STS_URL",
@@ -163,11 +163,21 @@ class RemoteRenderingHook(RemoteRenderingConversionCalls):
         :return: ``"Stopped"`` after a stop call, else the status it already had (``Stopping``,
             ``Stopped``, ``Expired``, ``Error``) or ``"NotFound"``.
         """
-        return self._run(sessions.stop_if_active_steps(self.dialect, self.log, session_id))
+        return self.end_session(session_id).outcome
 
     async def astop_session_if_active(self, session_id: str) -> str:
         """Async :meth:`stop_session_if_active`."""
-        return await self._arun(sessions.stop_if_active_steps(await self.adialect(), self.log, session_id))
+        steps = sessions.stop_if_active_steps(await self.adialect(), self.log, session_id)
+        return (await self._arun(steps)).outcome
+
+    def end_session(self, session_id: str) -> SessionStopOutcome:
+        """
+        :meth:`stop_session_if_active`, also saying what the session was and when the stop was answered.
+
+        :param session_id: the session's id.
+        :return: the outcome, the status before the stop call and its answer's time (UTC).
+        """
+        return self._run(sessions.stop_if_active_steps(self.dialect, self.log, session_id))
 
     def wait_until_ready(
         self, session_id: str, poll_interval: float, end_time: float, cancel: threading.Event | None = None

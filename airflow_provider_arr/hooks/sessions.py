@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow_provider_arr.exceptions import (
@@ -36,6 +36,7 @@ from airflow_provider_arr.hooks.transport import Logger, Request
 from airflow_provider_arr.models import (
     SessionProperties,
     SessionStatus,
+    SessionStopOutcome,
     format_timespan,
     never_ready_message,
     new_matching_sessions,
@@ -186,29 +187,29 @@ def wait_ready_steps(
         yield Pause(min(poll_interval, remaining))
 
 
-def stop_if_active_steps(dialect: Dialect, log: Logger, session_id: str) -> Steps[str]:
+def stop_if_active_steps(dialect: Dialect, log: Logger, session_id: str) -> Steps[SessionStopOutcome]:
     """
     Stop a session unless it has ended or is ending; the one "stop" rule of the package.
 
-    Returns the outcome: ``"Stopped"`` after a stop call, the status it already had (``Stopping``,
-    ``Stopped``, ``Expired``, ``Error``) or ``"NotFound"``. If its status cannot be read, it is stopped
-    anyway. Service errors of the stop call itself are raised.
+    Returns what it found and did (:class:`SessionStopOutcome`): ``"Stopped"`` after a stop call, the
+    status it already had (``Stopping``, ``Stopped``, ``Expired``, ``Error``) or ``"NotFound"``. If its
+    status cannot be read, it is stopped anyway. Service errors of the stop call itself are raised.
     """
     try:
         status: SessionStatus | None = (yield from get_steps(dialect, session_id)).status
     except RemoteRenderingSessionNotFoundError:
         log.info("Session %s does not exist (any more); nothing to stop", session_id)
-        return "NotFound"
+        return SessionStopOutcome("NotFound")
     except RemoteRenderingError as error:
         log.warning("Could not read the status of session %s (%s); stopping it anyway", session_id, error)
         status = None
     if status is not None and (status.is_terminal or status == SessionStatus.STOPPING):
         log.info("Session %s is already %s; nothing to stop", session_id, status.value)
-        return status.value
+        return SessionStopOutcome(status.value, status)
     try:
         yield dialect.stop_request(session_id)
     except RemoteRenderingSessionNotFoundError:
         log.info("Session %s does not exist (any more); nothing to stop", session_id)
-        return "NotFound"
+        return SessionStopOutcome("NotFound", status)
     log.info("Stopped session %s (it was %s)", session_id, status.value if status else "of unknown status")
-    return SessionStatus.STOPPED.value
+    return SessionStopOutcome(SessionStatus.STOPPED.value, status, datetime.now(UTC))

@@ -41,8 +41,10 @@ from airflow_provider_arr.models.conversions import (
     validate_sas,
 )
 from airflow_provider_arr.models.sessions import (
+    BilledTime,
     SessionProperties,
     SessionStatus,
+    SessionStopOutcome,
     never_ready_message,
     new_matching_sessions,
 )
@@ -57,12 +59,14 @@ __all__ = [
     "SUPPORTED_INPUT_EXTENSIONS",
     "ArrInputError",
     "ArrResponseError",
+    "BilledTime",
     "BlobContainer",
     "ConversionProperties",
     "ConversionSpec",
     "ConversionStatus",
     "SessionProperties",
     "SessionStatus",
+    "SessionStopOutcome",
     "check_conversion",
     "format_timespan",
     "lease_minutes",

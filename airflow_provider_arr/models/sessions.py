@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -71,6 +71,9 @@ class SessionProperties:
     :param elapsed_time: how long it has run.
     :param size: ``Standard`` or ``Premium`` as the service spells it, when it says.
     :param message: the service's explanation, mostly when the status is Error or Expired.
+    :param arr_inspector_port: the port of the session's ARR Inspector (a web page on ``hostname``), once
+        Ready; ``None`` when the service did not send it (``2021-01-01`` sends it; v1 list entries carried
+        it from Dec 2020; the v1 ``properties`` answer of the 2020 contract does not).
     """
 
     session_id: str
@@ -80,6 +83,7 @@ class SessionProperties:
     elapsed_time: timedelta
     size: str | None = None
     message: str | None = None
+    arr_inspector_port: int | None = None
 
     @classmethod
     def from_v1(cls, data: Any) -> SessionProperties:
@@ -99,6 +103,7 @@ class SessionProperties:
             elapsed_time=_timespan_field(data, "sessionElapsedTime"),
             size=_optional_str(data, "sessionSize"),
             message=_optional_str(data, "message"),
+            arr_inspector_port=_port_field(data, "arrInspectorPort"),
         )
 
     @classmethod
@@ -128,6 +133,7 @@ class SessionProperties:
             elapsed_time=_minutes_field(data, "elapsedTimeMinutes"),
             size=_optional_str(data, "size"),
             message=message,
+            arr_inspector_port=_port_field(data, "arrInspectorPort"),
         )
 
     @classmethod
@@ -141,10 +147,11 @@ class SessionProperties:
         return cls.from_2021(data) if api_version == API_2021 else cls.from_v1(data)
 
     def describe(self) -> str:
-        """The progress line of a wait: ``"Session <id> is <status> (elapsed <t> of lease <t>)"``."""
+        """A wait's progress line: ``"Session <id> is <status>[ at <host>] (elapsed <t> of lease <t>)"``."""
+        where = f" at {self.hostname}" if self.status == SessionStatus.READY and self.hostname else ""
         return (
-            f"Session {self.session_id} is {self.status.value} (elapsed {format_timespan(self.elapsed_time)} "
-            f"of lease {format_timespan(self.max_lease_time)})"
+            f"Session {self.session_id} is {self.status.value}{where} (elapsed "
+            f"{format_timespan(self.elapsed_time)} of lease {format_timespan(self.max_lease_time)})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,7 +176,79 @@ class SessionProperties:
             elapsed_time=_timespan_field(data, "elapsed_time"),
             size=_optional_str(data, "size"),
             message=_optional_str(data, "message"),
+            arr_inspector_port=_port_field(data, "arr_inspector_port"),
         )
+
+    @property
+    def arr_inspector_url(self) -> str | None:
+        """``https://<hostname>:<arrInspectorPort>``: the session's ARR Inspector; ``None`` until known."""
+        if not self.hostname or not self.arr_inspector_port:
+            return None
+        return f"https://{self.hostname}:{self.arr_inspector_port}"
+
+
+@dataclass(frozen=True)
+class SessionStopOutcome:
+    """What stopping a session found and did.
+
+    :param outcome: ``"Stopped"`` after a stop call, else the status the session already had
+        (``Stopping``, ``Stopped``, ``Expired``, ``Error``) or ``"NotFound"``.
+    :param previous_status: its status just before the stop call; ``None`` if it could not be read or
+        no stop call was made.
+    :param stopped_at: when the service answered the stop call (UTC); ``None`` if none was made.
+    """
+
+    outcome: str
+    previous_status: SessionStatus | None = None
+    stopped_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BilledTime:
+    """How long a session was billed: from Ready until the service answered its stop call.
+
+    ``ready_at`` is when a task of the pipeline first saw the session Ready, so it is late by at most
+    one poll interval and the figure errs on the short side by as much.
+
+    :param session_id: the session's id.
+    :param ready_at: when it was first seen Ready (UTC).
+    :param stopped_at: when the stop call was answered (UTC).
+    """
+
+    session_id: str
+    ready_at: datetime
+    stopped_at: datetime
+
+    @property
+    def seconds(self) -> float:
+        """Billed seconds (never negative)."""
+        return max(0.0, (self.stopped_at - self.ready_at).total_seconds())
+
+    def describe(self) -> str:
+        """``"Session <id> billed 00:41:12, Ready 12:03:10 → stopped 12:44:22 UTC"``."""
+        return (
+            f"Session {self.session_id} billed {format_timespan(timedelta(seconds=round(self.seconds)))}, "
+            f"Ready {self.ready_at:%H:%M:%S} → stopped {self.stopped_at:%H:%M:%S} UTC"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able values for XCom: ``session_id``, ``billed_seconds``, ``ready_at``, ``stopped_at``."""
+        return {
+            "session_id": self.session_id,
+            "billed_seconds": round(self.seconds, 1),
+            "ready_at": self.ready_at.isoformat(timespec="seconds"),
+            "stopped_at": self.stopped_at.isoformat(timespec="seconds"),
+        }
+
+
+def _port_field(data: Mapping[str, Any], key: str) -> int | None:
+    """A TCP port, or ``None`` when absent or ``0`` (the service's "not yet" while Starting)."""
+    value = data.get(key)
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ArrResponseError(key, f"should be a TCP port number, got {value!r}")
+    return value
 
 
 def _required_str(data: Mapping[str, Any], key: str) -> str:

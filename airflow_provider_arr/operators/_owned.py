@@ -7,11 +7,12 @@ leaves two sessions alive for one task instance. See :mod:`airflow_provider_arr.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_arr import ownership
 from airflow_provider_arr.exceptions import RemoteRenderingSessionNotFoundError
-from airflow_provider_arr.models import SessionProperties, SessionStatus
+from airflow_provider_arr.models import BilledTime, SessionProperties, SessionStatus
 
 if TYPE_CHECKING:
     from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
@@ -110,8 +111,67 @@ def stop_recorded(hook: RemoteRenderingHook, record: OwnershipRecord, log: Any) 
     resolve_pending(hook, record, log)
     outcomes: dict[str, str] = {}
     for session_id in list(record.sessions):
-        outcomes[session_id] = outcome = hook.stop_session_if_active(session_id)
-        if outcome in ENDED:
+        result = hook.end_session(session_id)
+        outcomes[session_id] = result.outcome
+        billed = billed_time(record, session_id, result.stopped_at)
+        if billed is not None:
+            log.info("%s", billed.describe())
+        if result.outcome in ENDED:
             record.forget(session_id)
     ownership.save(record)
     return outcomes
+
+
+def create_task_of(task: Any) -> str | None:
+    """The task id of the one create operator directly upstream of ``task``, if there is exactly one.
+
+    How a mapped sensor or stop (``.expand(session_id=create.output)``), whose ``session_id`` is a plain
+    string by the time it runs, finds the create task instance whose record holds its session.
+    """
+    from airflow_provider_arr.operators.remote_rendering import RemoteRenderingCreateSessionOperator
+
+    try:
+        upstream_tasks = list(task.upstream_list)
+    except (AttributeError, RuntimeError):  # not in a DAG (an operator run on its own, in a test)
+        return None
+    found = []
+    for upstream in upstream_tasks:
+        cls = getattr(upstream, "operator_class", None) or type(upstream)  # a MappedOperator names its class
+        if isinstance(cls, type) and issubclass(cls, RemoteRenderingCreateSessionOperator):
+            found.append(upstream.task_id)
+    return found[0] if len(found) == 1 else None
+
+
+def note_ready(ti: Any, create_task_id: str | None, session_id: str, seen_at: float, log: Any) -> None:
+    """Write in the create task instance's record when ``session_id`` was first seen Ready (best effort).
+
+    The stop teardown reads it to log and push the session's billed time. Nothing is written when the
+    session is not in that record (not ours) or already has a time; a failure is logged, never raised.
+
+    :param seen_at: when the Ready answer was read (UNIX time).
+    """
+    if create_task_id is None or ti is None:
+        return
+    try:
+        record = ownership.load(ownership.Owner.of(ti, create_task_id))
+        entry = None if record is None else record.sessions.get(session_id)
+        if record is None or entry is None or "ready_at" in entry:
+            return
+        entry["ready_at"] = datetime.fromtimestamp(seen_at, UTC).isoformat(timespec="seconds")
+        ownership.save(record)
+    except Exception as error:  # the billed-time figure must never fail a wait that succeeded
+        log.warning("Could not note when session %s became Ready (%s)", session_id, error)
+
+
+def billed_time(
+    record: OwnershipRecord | None, session_id: str, stopped_at: datetime | None
+) -> BilledTime | None:
+    """The session's billed time, if the record knows when it was Ready and it was stopped just now."""
+    entry = None if record is None else record.sessions.get(session_id)
+    if stopped_at is None or entry is None or not entry.get("ready_at"):
+        return None
+    try:
+        ready_at = datetime.fromisoformat(str(entry["ready_at"]))
+    except ValueError:
+        return None
+    return BilledTime(session_id, ready_at, stopped_at)

@@ -23,6 +23,7 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingWaitCancelledError,
     RemoteRenderingWaitTimeoutError,
 )
+from airflow_provider_arr.links import RemoteRenderingConvertedAssetLink, note_link
 from airflow_provider_arr.models import ArrInputError, ConversionSpec, check_conversion
 from airflow_provider_arr.operators._create import task_instance_session_id
 from airflow_provider_arr.operators.base import RemoteRenderingBaseOperator
@@ -81,6 +82,7 @@ class RemoteRenderingConvertAssetOperator(RemoteRenderingBaseOperator):
         "conversion_id",
         "arr_conn_id",
     )
+    operator_extra_links = (RemoteRenderingConvertedAssetLink(),)
     ui_color = "#cfe8fc"
 
     def __init__(
@@ -238,6 +240,7 @@ class RemoteRenderingConvertAssetOperator(RemoteRenderingBaseOperator):
         """The output asset's URI: as the service reports it (2021-01-01), or computed (v1)."""
         uri = reported or spec.output_asset_uri
         self.log.info("The asset is at %s", uri)
+        note_link(self, RemoteRenderingConvertedAssetLink, uri)
         return uri
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:

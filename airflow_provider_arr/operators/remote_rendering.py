@@ -26,9 +26,11 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingWaitError,
     RemoteRenderingWaitTimeoutError,
 )
+from airflow_provider_arr.links import RemoteRenderingInspectorLink, note_link
 from airflow_provider_arr.models import (
     MAX_LEASE_TIME,
     ArrInputError,
+    SessionProperties,
     SessionStatus,
     format_timespan,
     validate_lease,
@@ -88,6 +90,7 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
     """
 
     template_fields: Sequence[str] = ("max_lease_time", "size", "models", "arr_conn_id", "session_id")
+    operator_extra_links = (RemoteRenderingInspectorLink(),)
 
     def __init__(
         self,
@@ -174,7 +177,7 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
             raise self._wait_failure(session_id, error) from error
         finally:
             self._waiting_for = self._killed = None
-        self._push_ready(context, properties.to_dict())
+        self._push_ready(context, properties.to_dict(), time.time())
         return session_id
 
     def _wait_failure(self, session_id: str, error: BaseException) -> BaseException:
@@ -210,13 +213,19 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
                 )
             raise AirflowException(event["message"])
         self.log.info("%s", event["message"])
-        self._push_ready(context, event["properties"])
+        self._push_ready(context, event["properties"], event.get("seen_at") or time.time())
         return session_id
 
-    def _push_ready(self, context: Context, properties: dict[str, Any]) -> None:
-        context["ti"].xcom_push(key="session_properties", value=properties)
-        context["ti"].xcom_push(key="hostname", value=properties.get("hostname"))
-        self.log.info("Session %s is Ready at %s", properties.get("session_id"), properties.get("hostname"))
+    def _push_ready(self, context: Context, properties: dict[str, Any], seen_at: float) -> None:
+        from airflow_provider_arr.operators._owned import note_ready
+
+        ti = context["ti"]
+        ti.xcom_push(key="session_properties", value=properties)
+        ti.xcom_push(key="hostname", value=properties.get("hostname"))
+        ready = SessionProperties.from_dict(properties)
+        note_link(self, RemoteRenderingInspectorLink, ready.arr_inspector_url)
+        note_ready(ti, self.task_id, ready.session_id, seen_at, self.log)
+        self.log.info("Session %s is Ready at %s", ready.session_id, ready.hostname)
 
     def on_kill(self) -> None:
         """
@@ -366,19 +375,25 @@ class RemoteRenderingStopSessionOperator(RemoteRenderingBaseOperator):
 
     def execute(self, context: Context) -> str:
         from airflow_provider_arr import ownership
-        from airflow_provider_arr.operators._owned import ENDED, stop_recorded
+        from airflow_provider_arr.operators._owned import ENDED, billed_time, create_task_of, stop_recorded
 
         given = (
             self.session_id is not None or self.create_task_id is None
         )  # None: the create returned nothing
         session_id = self._checked_session_id(self.session_id) if given else None
+        create_task_id = self.create_task_id or create_task_of(self)
+        owner = None if create_task_id is None else ownership.Owner.of(context["ti"], create_task_id)
+        record = None if owner is None else ownership.load(owner)
         outcome = "NotFound"
         if session_id is not None:
-            outcome = self.hook.stop_session_if_active(session_id)
-        if self.create_task_id is None:
+            result = self.hook.end_session(session_id)
+            outcome = result.outcome
+            billed = billed_time(record, session_id, result.stopped_at)
+            if billed is not None:
+                self.log.info("%s", billed.describe())
+                context["ti"].xcom_push(key="billed_time", value=billed.to_dict())
+        if owner is None:
             return outcome
-        owner = ownership.Owner.of(context["ti"], self.create_task_id)
-        record = ownership.load(owner)
         if record is None:
             if session_id is None:
                 self.log.info("Task %s recorded no session; nothing to stop", owner)

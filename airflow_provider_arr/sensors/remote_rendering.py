@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_arr.exceptions import (
     RemoteRenderingSessionNotFoundError,
 )
-from airflow_provider_arr.models import ArrInputError, SessionStatus, never_ready_message
+from airflow_provider_arr.links import RemoteRenderingInspectorLink, note_link
+from airflow_provider_arr.models import ArrInputError, SessionProperties, SessionStatus, never_ready_message
 from airflow_provider_arr.sensors.base import RemoteRenderingBaseSensor, wait_deadline
 from airflow_provider_arr.triggers.events import validate_event
 
@@ -42,6 +44,7 @@ class RemoteRenderingSessionReadySensor(RemoteRenderingBaseSensor):
     """
 
     template_fields: Sequence[str] = ("session_id", "arr_conn_id")
+    operator_extra_links = (RemoteRenderingInspectorLink(),)
 
     def __init__(
         self,
@@ -92,7 +95,22 @@ class RemoteRenderingSessionReadySensor(RemoteRenderingBaseSensor):
         self.log.info("%s", properties.describe())
         if properties.status == SessionStatus.READY:
             self.log.info("Session %s is Ready at %s", session_id, properties.hostname)
+            self._ready(context, properties, time.time())
             return PokeReturnValue(is_done=True, xcom_value=properties.to_dict())
         if properties.status != SessionStatus.STARTING:
             raise AirflowFailException(never_ready_message(properties))
         return False
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger: the session's properties once Ready, else fail as a poke would."""
+        properties = super().execute_complete(context, event)
+        seen_at = (event or {}).get("seen_at")
+        self._ready(context, SessionProperties.from_dict(properties), float(seen_at or time.time()))
+        return properties
+
+    def _ready(self, context: Context, properties: SessionProperties, seen_at: float) -> None:
+        """Note the ARR Inspector link, and when the session was seen Ready for its billed time."""
+        from airflow_provider_arr.operators._owned import create_task_of, note_ready
+
+        note_link(self, RemoteRenderingInspectorLink, properties.arr_inspector_url)
+        note_ready(context.get("ti"), create_task_of(self), properties.session_id, seen_at, self.log)

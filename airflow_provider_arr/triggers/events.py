@@ -1,13 +1,16 @@
 """The contract between the session trigger and the tasks that defer to it.
 
-An event is a dict ``{"status", "message", "session_id", "last_status", "properties"}``; ``status`` is
-``success`` (Ready; ``properties`` holds the session's properties), ``failed`` (Error, Expired, Stopping or
-Stopped), ``timeout`` (the deadline passed) or ``error`` (the service could not be asked, after the hook's
-retries). Every ``execute_complete`` checks it with :func:`validate_event`, which fails closed.
+An event is a dict ``{"status", "message", "session_id", "last_status", "properties", "seen_at"}``;
+``status`` is ``success`` (Ready; ``properties`` holds the session's properties), ``failed`` (Error,
+Expired, Stopping or Stopped), ``timeout`` (the deadline passed) or ``error`` (the service could not be
+asked, after the hook's retries). ``seen_at`` is when the last answer was read (UNIX time); it is
+optional, events of earlier versions lack it. Every ``execute_complete`` checks an event with
+:func:`validate_event`, which fails closed.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -65,4 +68,5 @@ def make_event(
         "session_id": session_id,
         "last_status": properties.status.value if properties else None,
         "properties": properties.to_dict() if properties else None,
+        "seen_at": time.time(),
     }

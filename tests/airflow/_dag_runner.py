@@ -87,6 +87,11 @@ def run(
         "state": str(dag_run.state),
         "tasks": [[ti.task_id, ti.map_index, str(ti.state)] for ti in dag_run.get_task_instances()],
         "trigger_runs": trigger_runs,
+        "map_names": {
+            f"{ti.task_id}[{ti.map_index}]": ti.rendered_map_index
+            for ti in dag_run.get_task_instances()
+            if ti.map_index >= 0
+        },
     }
     if inspect_run:
         result |= stored_results(dag_run.dag_id, dag_run.run_id)

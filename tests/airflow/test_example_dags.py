@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,7 @@ def run_dag(emu, dag_runner: DagRunner, tmp_path: Path) -> Callable[..., dict[st
         deferrable: bool = False,
         start_delay: float = 1.0,
         api_version: str = "v1",
+        inspect: bool = False,
     ) -> dict[str, Any]:
         # Long enough that every sensor still finds its session Starting, so deferrable runs defer.
         emu.state.start_delay = start_delay
@@ -103,6 +105,7 @@ def run_dag(emu, dag_runner: DagRunner, tmp_path: Path) -> Callable[..., dict[st
             deferrable=deferrable,
             output_dir=str(tmp_path / "renders"),
             env=emu.env(api_version=api_version, **FAST_RETRIES),
+            inspect=inspect,
         )
 
     return run
@@ -155,7 +158,7 @@ def test_pipeline_renders_and_stops_its_session(emu, run_dag, tmp_path, deferrab
 
 
 def test_pipeline_runs_unchanged_on_the_2021_dialect(emu, run_dag, tmp_path):
-    result = run_dag("arr_render_pipeline", deferrable=True, api_version="2021-01-01")
+    result = run_dag("arr_render_pipeline", deferrable=True, api_version="2021-01-01", inspect=True)
 
     assert result["state"] == "success"
     (record,) = emu.state.sessions()
@@ -164,6 +167,25 @@ def test_pipeline_runs_unchanged_on_the_2021_dialect(emu, run_dag, tmp_path):
     assert emu.state.request_counts["create"] == 1
     (manifest,) = manifests(tmp_path)
     assert manifest["hostname"] == record.hostname
+    xcoms = {(task_id, key): json.loads(value) for task_id, _, key, value in result["xcoms"]}
+    # The sensor's page links to the session's ARR Inspector, on the port the service gave.
+    port = xcoms[("wait_ready", "return_value")]["arr_inspector_port"]
+    assert 49152 <= port <= 65534
+    assert xcoms[("wait_ready", "_link_RemoteRenderingInspectorLink")] == f"https://{record.hostname}:{port}"
+    # The teardown says how long the session was billed, from the sensor seeing it Ready to the stop:
+    # the emulator's own times (its clock, shifted to UNIX time by the creation time) bound the figures.
+    billed = xcoms[("stop", "billed_time")]
+    assert billed["session_id"] == record.session_id
+    ready_at, stopped_at = (
+        datetime.fromisoformat(billed[key]).timestamp() for key in ("ready_at", "stopped_at")
+    )
+    assert record.ready_at is not None
+    assert record.ended_at is not None
+    emulator_ready = record.creation_time + (record.ready_at - record.created_at)
+    emulator_stopped = record.creation_time + (record.ended_at - record.created_at)
+    assert emulator_ready - 1 <= ready_at <= emulator_ready + 5  # seen within a poll (0.1 s) and a resume
+    assert emulator_stopped - 1 <= stopped_at <= emulator_stopped + 2  # ISO seconds: up to 1 s early
+    assert billed["billed_seconds"] == pytest.approx(stopped_at - ready_at, abs=1.0)
 
 
 @pytest.mark.parametrize("api_version", ["v1", "2021-01-01"])
@@ -171,7 +193,7 @@ def test_convert_and_render_runs_unchanged_on_both_dialects(emu, run_dag, tmp_pa
     emu.state.conversion_delay = 1.0
     started = time.monotonic()
     try:
-        result = run_dag("arr_convert_and_render", deferrable=True, api_version=api_version)
+        result = run_dag("arr_convert_and_render", deferrable=True, api_version=api_version, inspect=True)
     finally:
         emu.state.conversion_delay = 5.0
     elapsed = time.monotonic() - started
@@ -191,6 +213,13 @@ def test_convert_and_render_runs_unchanged_on_both_dialects(emu, run_dag, tmp_pa
     assert list(record.models) == ([conversion.output_asset_uri] if api_version == "v1" else [])
     (manifest,) = manifests(tmp_path)
     assert manifest["asset"] == conversion.output_asset_uri
+    links = {
+        (task_id, key): json.loads(value) for task_id, _, key, value in result["xcoms"] if "_link_" in key
+    }
+    assert links[("convert", "_link_RemoteRenderingConvertedAssetLink")] == conversion.output_asset_uri
+    # v1 properties carry no ARR Inspector port: the link is there, empty (the UI shows it unavailable).
+    inspector = links[("wait_ready", "_link_RemoteRenderingInspectorLink")]
+    assert inspector.startswith("https://") if api_version == "2021-01-01" else inspector == ""
     counts = emu.state.request_counts
     calls = counts["conversion_create"] + counts["conversion_properties"]
     print(f"{api_version}: {calls} conversion calls ({dict(counts)}), run {elapsed:.1f} s")
@@ -233,6 +262,9 @@ def test_fanout_runs_unchanged_on_the_2021_dialect(emu, run_dag, tmp_path):
     assert {record.status for record in records} == {"Stopped"}
     assert [list(record.models) for record in records] == [[], []]  # 2021-01-01 does not preload
     assert sorted(manifest["scene"] for manifest in manifests(tmp_path)) == ["atrium", "engine"]
+    # The UI names each mapped task instance after its scene (map_index_template), not 0 and 1.
+    for task_id in ("create", "wait_ready", "render", "stop"):
+        assert [result["map_names"][f"{task_id}[{index}]"] for index in (0, 1)] == ["atrium", "engine"]
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "blocking"])
@@ -307,7 +339,7 @@ def test_the_janitor_dag_stops_a_session_its_finished_run_left_running(emu, dag_
         command="run",
         dag_id="arr_render_pipeline",
         env=env,
-        task_overrides={"stop": {"session_id": unknown, "create_task_id": None}},
+        task_overrides={"stop": {"session_id": unknown, "create_task_id": "not_the_create"}},
         **common,
     )
     assert left["state"] == "success"

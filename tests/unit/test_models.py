@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from airflow_provider_arr.models import (
     ArrInputError,
     ArrResponseError,
+    BilledTime,
     SessionProperties,
     SessionStatus,
     format_timespan,
@@ -211,3 +212,66 @@ def test_properties_dict_round_trip_is_plain_json():
     assert values["status"] == "Ready"
     assert values["max_lease_time"] == "04:00:00"
     assert SessionProperties.from_dict(values) == props
+
+
+# --- the ARR Inspector port, the Ready line, the billed time -------------------------------------------
+
+READY_2021 = {  # a 2021-01-01 Ready session as recorded from the real service (fields from Mar 2021 on)
+    "id": "rr-test-id",
+    "creationTime": "2022-09-14T01:05:32.4773534+00:00",
+    "arrInspectorPort": 64487,
+    "handshakePort": 54639,
+    "elapsedTimeMinutes": 0,
+    "hostname": "rr-test-id.remoterenderingvm.westus2.mixedreality.azure.com",
+    "maxLeaseTimeMinutes": 20,
+    "size": "Standard",
+    "status": "Ready",
+    "teraflops": 8.1,
+}
+
+
+def test_a_ready_2021_session_links_to_its_arr_inspector():
+    ready = SessionProperties.from_2021(READY_2021)
+
+    assert ready.arr_inspector_port == 64487
+    assert ready.arr_inspector_url == f"https://{READY_2021['hostname']}:64487"
+    assert SessionProperties.from_dict(ready.to_dict()) == ready
+
+
+@pytest.mark.parametrize("port", [None, 0])
+def test_no_inspector_link_before_the_service_gives_a_port(port):
+    starting = {**READY_2021, "status": "Starting", "arrInspectorPort": port, "hostname": None}
+    assert SessionProperties.from_2021(starting).arr_inspector_url is None
+    assert SessionProperties.from_v1(CONTRACT_EXAMPLE).arr_inspector_url is None  # v1 properties: no port
+
+
+@pytest.mark.parametrize("port", [-1, 65536, "64487", 1.5, True])
+def test_an_impossible_inspector_port_is_a_response_error_naming_the_field(port):
+    with pytest.raises(ArrResponseError, match="arrInspectorPort"):
+        SessionProperties.from_2021({**READY_2021, "arrInspectorPort": port})
+
+
+def test_the_ready_line_names_the_host_and_the_starting_line_does_not():
+    ready = SessionProperties.from_2021(READY_2021)
+    starting = SessionProperties.from_2021({**READY_2021, "status": "Starting"})
+
+    assert ready.describe() == (
+        f"Session rr-test-id is Ready at {READY_2021['hostname']} (elapsed 00:00:00 of lease 00:20:00)"
+    )
+    assert starting.describe() == "Session rr-test-id is Starting (elapsed 00:00:00 of lease 00:20:00)"
+
+
+def test_billed_time_reads_as_the_stop_log_line_and_as_xcom():
+    ready_at = datetime(2026, 11, 30, 12, 3, 10, tzinfo=UTC)
+    billed = BilledTime("s1", ready_at, ready_at + timedelta(minutes=41, seconds=12))
+
+    assert billed.seconds == 2472
+    assert billed.describe() == "Session s1 billed 00:41:12, Ready 12:03:10 → stopped 12:44:22 UTC"
+    assert billed.to_dict() == {
+        "session_id": "s1",
+        "billed_seconds": 2472.0,
+        "ready_at": "2026-11-30T12:03:10+00:00",
+        "stopped_at": "2026-11-30T12:44:22+00:00",
+    }
+    # clocks of two processes may disagree by a little: never a negative bill
+    assert BilledTime("s1", ready_at, ready_at - timedelta(seconds=1)).seconds == 0
