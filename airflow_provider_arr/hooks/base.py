@@ -293,8 +293,10 @@ class RemoteRenderingBaseHook(BaseHook):
 
 
 def _without_retry_frames(error: RemoteRenderingError) -> RemoteRenderingError:
-    """The error with its traceback cut at the retry loop: the frames inside tenacity and our policy
-    tell a user nothing (the message says what failed and what to fix); a task log shows a few lines.
+    """The error with its traceback cut at the retry loop.
+
+    The frames inside tenacity and the policy tell a user nothing (the message says what failed and
+    what to fix), so a task log shows a few lines instead of dozens.
     """
     return error.with_traceback(None)
 
