@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test e2e lint venv clean bench
+.PHONY: demo test e2e lint venv clean bench bench-billed
 
 ## demo: run the example DAG against the bundled emulator (creates/refreshes .venv)
 demo: $(STAMP)
@@ -21,6 +21,11 @@ test: $(STAMP)
 ## executors). Installs PostgreSQL and Redis with apt-get when missing, so run it as root. See README.
 e2e: $(STAMP)
 	bash scripts/e2e.sh
+
+## bench-billed: billed idle seconds per life cycle of arr_render_pipeline on a real deployment (like
+## make e2e: installs PostgreSQL when missing, run as root). About 5 minutes. Not part of make bench.
+bench-billed: $(STAMP)
+	bash scripts/e2e.sh --bench-billed
 
 ## bench: the performance benchmarks of tests/benchmarks (not part of the test suite): prints the
 ## tables, writes .bench/results.json and docs/benchmarks.png. About 6 minutes. They run in their own

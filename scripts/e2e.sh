@@ -13,6 +13,9 @@
 #    dialects, and prints a table of sessions created / left running / alive at once per scenario.
 #    Alone: ARR_E2E_EXECUTORS=local bash scripts/e2e.sh -k crash; ARR_E2E_CRASH=0 leaves it out.
 #
+# `scripts/e2e.sh --bench-billed [args]` (make bench-billed) runs tests/e2e/bench_billed_idle.py on the
+# same kind of deployment instead of the tests.
+#
 # Environment: ARR_E2E_EXECUTORS=local (or celery) runs one variant only; ARR_E2E_KEEP=1 keeps the
 # temporary directory (Airflow home, component and task logs) and prints its path. Extra arguments go
 # to pytest.
@@ -49,6 +52,12 @@ fi
 
 echo "::: install the PostgreSQL drivers and the Celery provider into .venv"
 "$BIN/uv" pip install --quiet --python "$BIN/python" -c constraints.txt -r tests/e2e/requirements.txt
+
+if [[ ${1:-} == --bench-billed ]]; then  # make bench-billed: the same deployment, a benchmark instead
+    shift
+    echo "::: tests/e2e/bench_billed_idle.py $*"
+    ARR_E2E=1 exec "$BIN/python" tests/e2e/bench_billed_idle.py "$@"
+fi
 
 echo "::: pytest tests/e2e (executors: ${ARR_E2E_EXECUTORS:-local,celery})"
 status=0

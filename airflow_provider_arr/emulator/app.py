@@ -100,6 +100,7 @@ def _introspection_record(record: SessionRecord) -> dict[str, Any]:
         "message": record.message,
         "models": list(record.models),
         "leaseFromReady": record.lease_from_ready,
+        "creationTime": record.creation_time,  # UNIX time; the three below are the state's clock
         "createdAt": record.created_at,
         "readyAt": record.ready_at,
         "endedAt": record.ended_at,
