@@ -9,13 +9,13 @@ pipeline ``--runs`` times, one after the other, and splits each idle stretch int
 - detection: Ready (the emulator's clock) → the first read that saw it Ready (``billed_time.ready_at``
   of the stop task; whole seconds);
 - hand-over: that read → the sensor task's end (trigger event, scheduler, a worker resuming the sensor);
-- to render: the sensor's end → the render task's start (scheduling ``extend``, then ``render``);
+- to render: the sensor's end → the render task's start (scheduling it; ``extend`` runs beside it);
 - to teardown: the render's end → the stop task's start (scheduling the teardown);
 - stop: the stop task's start → Stopped (a new task process, its token and two calls).
 
 Prints a table, writes ``.bench/billed_idle.json``. Not a test: figures, no thresholds.
 Run: ``make bench-billed`` (installs PostgreSQL and the drivers like ``make e2e``), or
-``ARR_E2E=1 .venv/bin/python tests/e2e/bench_billed_idle.py [--runs 3] [--poll-interval 10]``.
+``ARR_E2E=1 .venv/bin/python tests/e2e/bench_billed_idle.py [--runs 3] [--poll-interval 5]``.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def life_cycle(airflow: AirflowDeployment, emulator: Emulator, known: set[str]) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--poll-interval", type=float, default=10.0, help="the example DAGs' (default 10)")
+    parser.add_argument("--poll-interval", type=float, default=5.0, help="the example DAGs' (default 5)")
     parser.add_argument("--start-delay", type=float, default=30.0, help="seconds a session stays Starting")
     args = parser.parse_args()
     if os.environ.get("ARR_E2E") != "1":
