@@ -63,7 +63,9 @@ def explain(error: RemoteRenderingError, settings: ConnectionSettings, step: str
     else:
         where = f"the service {settings.base_url} (Service URL, or extra region)"
     status = error.http_status
-    if status is None:
+    if status is None and error.hint and not error.hint.startswith("Gave up"):
+        fix = error.hint  # no request was sent: the values themselves are wrong (policy.transport_error)
+    elif status is None:
         fix = f"No answer from {where}: check that URL, and that the Airflow API server can reach it."
         if step == "token" and _is_local(settings.base_url) and not _is_local(settings.sts_url):
             fix += (

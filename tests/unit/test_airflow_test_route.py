@@ -7,7 +7,11 @@ deployment (``tests/e2e/test_ui_browser.py``) and update the README's note in "T
 
 from __future__ import annotations
 
+import pytest
 
+
+# Importing the route module imports FastAPI's test client, which warns about its own httpx use.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_airflow_counts_the_test_icons_port_0_as_another_endpoint():
     from airflow.api_fastapi.core_api.routes.public.connections import _same_endpoint
 
