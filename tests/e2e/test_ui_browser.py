@@ -115,13 +115,15 @@ def test_the_test_icon_is_refused_by_airflow_3_3_2_as_the_readme_says(ui, saved)
 
 
 def test_the_workaround_tests_the_saved_connection(deployed, saved):
-    # The README's alternative: POST /connections/test with the id and type only (no host or port in
-    # the body, so Airflow tests the stored connection), what `airflow connections test` does too.
+    # The README's alternatives: POST /connections/test with the id and type only (no host or port in
+    # the body, so Airflow tests the stored connection), and `airflow connections test`.
     answer = deployed.airflow.api.post(
         "/connections/test", json={"connection_id": FORM_ID, "conn_type": "azure_remote_rendering"}
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] is True, answer.json()
+    result = deployed.airflow.airflow("connections", "test", FORM_ID)  # raises unless it exits 0
+    assert "Connection success!" in result.stdout, result.stdout
 
 
 def janitor_run(airflow: Any, conn_id: str) -> str:

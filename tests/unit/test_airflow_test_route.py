@@ -11,7 +11,7 @@ import pytest
 
 
 # Importing the route module imports FastAPI's test client, which warns about its own httpx use.
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 def test_airflow_counts_the_test_icons_port_0_as_another_endpoint():
     from airflow.api_fastapi.core_api.routes.public.connections import _same_endpoint
 
