@@ -79,9 +79,16 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "api_version": {
                         "label": "API version",
-                        "description": "v1: the v1 session API. 2021-01-01: the newer one, where the client "
-                        "names each session, so a retried or cleared create reconnects to its session.",
-                        "schema": {"type": ["string", "null"], "default": "v1", "enum": ["v1", "2021-01-01"]},
+                        "description": "v1 (empty): the v1 session API. 2021-01-01: the newer one, where "
+                        "the client names each session, so a retried or cleared create reconnects to its "
+                        "session.",
+                        # v1 is stored as null, not "v1": Airflow hands every extra string to its secrets
+                        # masker, which warns at the top of every task log about any under 5 characters.
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": [None, "2021-01-01"],
+                            "values_display": {"null": "v1", "2021-01-01": "2021-01-01"},
+                        },
                     },
                     "connect_timeout": {
                         "label": "Connect timeout (s)",

@@ -7,7 +7,9 @@
 # 2. Runs tests/e2e with ARR_E2E=1: a throwaway PostgreSQL cluster, the emulator, and Airflow's
 #    api-server, scheduler, dag-processor and triggerer as separate processes, once with the
 #    LocalExecutor and once with the CeleryExecutor (plus a Celery worker and Redis). Everything it
-#    starts it stops, whatever happens.
+#    starts it stops, whatever happens. On the LocalExecutor deployment a browser test drives Airflow's
+#    UI in Debian's Chromium (installed here with apt-get when missing; Playwright, the driver, comes
+#    with .venv's test extras); its screenshots go to <temp dir>/screenshots.
 # 3. The crash suite (tests/e2e/test_crash.py, LocalExecutor deployment of its own, about 5 minutes):
 #    SIGKILLs tasks, supervisors and the scheduler, and clears tasks, mid-session on both API
 #    dialects, and prints a table of sessions created / left running / alive at once per scenario.
@@ -29,6 +31,11 @@ missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null || missing+=(postgresql)
 if [[ $executors == *,celery,* ]] && ! command -v redis-server >/dev/null; then
     missing+=(redis-server)
+fi
+# The browser test (tests/e2e/test_ui_browser.py, LocalExecutor deployment) drives Debian's Chromium,
+# headless; a font makes its screenshots legible. ARR_E2E_CHROMIUM names another Chromium binary.
+if [[ $executors == *,local,* && -z ${ARR_E2E_CHROMIUM:-} ]] && ! command -v chromium >/dev/null; then
+    missing+=(chromium fonts-liberation)
 fi
 if ((${#missing[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

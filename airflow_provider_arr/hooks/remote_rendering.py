@@ -206,13 +206,14 @@ class RemoteRenderingHook(RemoteRenderingConversionCalls):
         return await self._arun(steps)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Fetch a token and list the sessions; used by Airflow's "Test connection" button."""
-        try:
-            self.get_token()
-            sessions = self.list_sessions()
-        except Exception as error:
-            return False, str(error)
-        return True, f"Connected: token fetched, {len(sessions)} active session(s) in the account."
+        """Fetch a token and list the sessions; used by Airflow's "Test connection" button.
+
+        Each call is tried once with short timeouts, and a failure says which field to change (see
+        ``hooks/connection_test.py``).
+        """
+        from airflow_provider_arr.hooks.connection_test import test_connection
+
+        return test_connection(self)
 
     def _create_steps(
         self, dialect: Dialect, create: tuple[Any, Any, Any, Any], sessions_before: Collection[str] | None

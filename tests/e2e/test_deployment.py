@@ -122,6 +122,33 @@ def test_test_connection_with_a_wrong_key_fails(deployed):
     assert "not-the-key" not in answer.json()["message"]
 
 
+def test_test_connection_with_the_token_service_left_on_azure_answers_at_once(deployed):
+    # Only the Service URL pointed at the emulator: the test must answer in seconds, say which field to
+    # set, and not name Airflow's random temporary connection id. (A name that cannot resolve stands for
+    # Azure's token service: the deployment may have no network.)
+    only_local(deployed)
+    connection = json.loads(deployed.airflow.env["AIRFLOW_CONN_ARR_DEFAULT"])
+    body = {
+        "connection_id": "arr_sts_on_azure",
+        "conn_type": "azure_remote_rendering",
+        "host": connection["host"],
+        "login": connection["login"],
+        "password": connection["password"],
+        "extra": json.dumps({"sts_url": "https://sts.unresolvable.invalid"}),
+    }
+    started = time.monotonic()
+    answer = deployed.airflow.api.post("/connections/test", json=body)
+    seconds = time.monotonic() - started
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["status"] is False, result
+    assert seconds < 10, f"the test took {seconds:.1f} s: {result['message']}"
+    assert f"set the Token service URL to {connection['host']}" in result["message"], result
+    assert "arr_sts_on_azure" not in result["message"]
+    assert "attempt" not in result["message"], result  # one try, no retry budget
+    print(f"\n{deployed.name}: a test with the token service unreachable answered in {seconds:.1f} s")
+
+
 # --- the DAG runs ----------------------------------------------------------------------------------------
 
 
