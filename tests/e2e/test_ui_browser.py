@@ -180,3 +180,26 @@ def test_task_logs_show_no_masking_warning_and_no_secret(ui, deployed, saved):
     assert MASKING_WARNING not in logs["pipeline"]
     for name, text in logs.items():
         assert key not in text, f"the account key shows in the {name} task log"
+
+
+def test_the_convert_task_page_links_to_the_converted_asset(ui, deployed):
+    """The convert task's extra link leads to the asset the service wrote (its XCom is the same URI)."""
+    dag_id, run_id = deployed.watcher.runs["convert"]
+    asset = deployed.airflow.xcom(dag_id, run_id, "convert")
+    assert asset.endswith(".arrAsset")
+    ui.open_task(dag_id, run_id, "convert")
+    link = ui.extra_link("Converted asset")
+    link.wait_for()
+    ui.shot("5-task-page-converted-asset-link")
+    assert link.get_attribute("href") == asset
+    # Clicking opens it in a new tab. The blob host is not reachable from here: the browser's context
+    # answers for it, so the tab shows what it asked for.
+    context = ui.page.context
+    context.route(asset, lambda route: route.fulfill(status=200, content_type="text/plain", body="the asset"))
+    try:
+        page = ui.click_extra_link("Converted asset")
+        assert page.url == asset
+        assert "the asset" in page.inner_text("body")
+        page.close()
+    finally:
+        context.unroute(asset)
