@@ -105,13 +105,22 @@ def goal_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+MODE_LABELS = {
+    "trigger": "trigger, shared poller",
+    "trigger-own": "trigger, own reads",
+    "poke": "poke, 1 thread each",
+}
+
+
 def waiting_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     for case in sorted(results.get("waiting", {}).get("cases", []), key=lambda c: (c["size"], c["mode"])):
         rows.append(
             [
                 f"{case['size']:,}",
-                "trigger, 1 event loop" if case["mode"] == "trigger" else "poke, 1 thread each",
+                MODE_LABELS.get(case["mode"], case["mode"]),
+                f"{case.get('reads_per_interval_steady', float('nan')):.1f} / "
+                f"{case.get('reads_per_interval_max', float('nan'))}",
                 f"{case['latency_p50_s']:.2f} / {case['latency_p99_s']:.2f}",
                 f"{case['cpu_s']:.1f}",
                 f"{case['rss_growth_mb']:.0f}",
@@ -146,7 +155,8 @@ def plot(results: dict[str, Any], path: str) -> bool:
     poll = results["waiting"]["poll_interval"]
     figure, (latency_axes, memory_axes, cpu_axes) = plt.subplots(1, 3, figsize=(15, 4.2))
     styles = {
-        "trigger": ("our trigger, one event loop", "tab:blue"),
+        "trigger": ("our trigger, shared poller", "tab:blue"),
+        "trigger-own": ("our trigger, own reads", "tab:green"),
         "poke": ("poke-mode threads", "tab:red"),
     }
     for mode, (label, color) in styles.items():
@@ -210,6 +220,7 @@ def main() -> None:
         header = [
             "sessions",
             "waiting with",
+            "session reads / poll interval, steady / max",
             "detection p50 / p99 (s)",
             "CPU (s)",
             "peak RSS growth (MiB)",
