@@ -1,8 +1,10 @@
 """The trigger that waits, in the triggerer, for a rendering session to become Ready.
 
 The waits of one account on one event loop share one poller (``_poller.py``): one list call per
-poll interval answers all of them, and only a session that has ended is read on its own. It uses the
-hook's retry policy, the process-wide token cache and the one HTTP client of the event loop. Each
+poll interval answers all of them, and only a session that has ended is read on its own. The poller
+only fetches; each trigger logs its session's status lines and decides in its own ``run()``, so that
+the triggerer routes the lines to its task's log. It uses the hook's retry policy, the process-wide
+token cache and the one HTTP client of the event loop. Each
 trigger yields exactly one event (the contract is in ``events.py``). The deadline is absolute
 wall-clock time, so a triggerer restart or a hand-over to another triggerer does not reset it.
 """

@@ -48,7 +48,7 @@ async def only_event(trigger: RemoteRenderingSessionTrigger) -> dict:
     return events[0]
 
 
-async def first_poller(timeout: float = 5) -> _poller.SessionPoller:
+async def first_poller(timeout: float = 5) -> _poller.SharedPoller:
     """The poller of the running loop, once the first wait registered."""
     async with asyncio.timeout(timeout):
         while not _poller.active_pollers():

@@ -36,6 +36,7 @@ async def all_events(trigger: RemoteRenderingSessionTrigger) -> list[dict]:
 
 
 async def test_ready_session_yields_success_with_properties(emu):
+    emu.state.start_delay = 1.0  # Starting for twenty poll intervals, even on a loaded machine
     session_id = await started_session()
     emu.state.reset_counts()  # a v1 create lists the account first
     (event,) = await all_events(make_trigger(session_id))
@@ -49,6 +50,7 @@ async def test_ready_session_yields_success_with_properties(emu):
 
 
 async def test_a_wait_of_its_own_reads_its_session(emu):
+    emu.state.start_delay = 1.0
     session_id = await started_session()
     emu.state.reset_counts()  # a v1 create lists the account first
     (event,) = await all_events(make_trigger(session_id, shared_poll=False))
