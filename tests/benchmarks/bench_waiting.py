@@ -30,7 +30,14 @@ poll interval while the waits run: the mean over the windows that ended before t
 turned Ready (the steady state, start-up burst included) and the most in any window. After a case
 its sessions are stopped, so that the next case's list holds only its own.
 
-Run: ``python tests/benchmarks/bench_waiting.py [--sizes 100,500,1000] [--poll 5]``.
+What the shared poller's reads per interval depend on: one list call per page of the account's list,
+plus one read per session that ended. ``v1`` lists every session in one answer; ``2021-01-01`` pages it
+(the emulator: ``--page-size``, 50 by default, as ``DEFAULT_PAGE_SIZE``), so N waits cost
+``ceil(N / page size)`` list calls per interval there. ``--api-version 2021-01-01`` runs the cases on
+that dialect; its result is saved under ``waiting-2021-01-01`` beside the ``v1`` run's ``waiting``.
+
+Run: ``python tests/benchmarks/bench_waiting.py [--sizes 100,500,1000] [--poll 5]
+[--api-version 2021-01-01 --page-size 50]``.
 """
 
 from __future__ import annotations
@@ -318,10 +325,21 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_all(
-    sizes: list[int], modes: list[str], poll: float, window: float, poke_max: int
+    sizes: list[int],
+    modes: list[str],
+    poll: float,
+    window: float,
+    poke_max: int,
+    api_version: str = "v1",
+    page_size: int | None = None,
 ) -> list[dict[str, Any]]:
     cases = []
-    with EmulatorProcess(start_delay=window + START_MARGIN, log_name="emulator-waiting.log") as emulator:
+    options = ("--page-size", str(page_size)) if page_size else ()
+    log_name = f"emulator-waiting-{api_version}.log"
+    with EmulatorProcess(start_delay=window + START_MARGIN, log_name=log_name, options=options) as emulator:
+        connection = json.loads(emulator.connection_json)
+        connection["extra"] = {**(connection.get("extra") or {}), "api_version": api_version}
+        connection_json = json.dumps(connection)
         for size in sizes:
             for mode in modes:
                 if mode == "poke" and size > poke_max:
@@ -336,16 +354,16 @@ def run_all(
                         f"--poll={poll}",
                         f"--window={window}",
                         f"--url={emulator.url}",
-                        f"--connection={emulator.connection_json}",
+                        f"--connection={connection_json}",
                         f"--out={out.name}",
                     ]
                     emulator_cpu = cpu_seconds(emulator.pid)
-                    with open(BENCH_DIR / f"waiting-{mode}-{size}.log", "w") as log:
-                        subprocess.run(
-                            command, check=True, env=emulator.env(), cwd=ROOT, stdout=log, stderr=log
-                        )
+                    env = emulator.env() | {"AIRFLOW_CONN_ARR_DEFAULT": connection_json}
+                    with open(BENCH_DIR / f"waiting-{api_version}-{mode}-{size}.log", "w") as log:
+                        subprocess.run(command, check=True, env=env, cwd=ROOT, stdout=log, stderr=log)
                     case = json.loads(Path(out.name).read_text())
                 case["emulator_cpu_s"] = cpu_seconds(emulator.pid) - emulator_cpu
+                case["api_version"], case["page_size"] = api_version, page_size
                 cases.append(case)
                 print(
                     f"  {mode:11} N={size:5}: reads/interval {case['reads_per_interval_steady']:.1f} "
@@ -366,6 +384,10 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--poll", type=float, default=5.0, help="poll interval, seconds")
     parser.add_argument("--window", type=float, default=5.0, help="sessions are created over this time")
+    parser.add_argument("--api-version", default="v1", choices=("v1", "2021-01-01"))
+    parser.add_argument(
+        "--page-size", type=int, help="sessions per 2021-01-01 list page (emulator default 50)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
@@ -380,9 +402,14 @@ def main() -> None:
     setup_airflow_env()
     sizes = [int(size) for size in args.sizes.split(",")]
     modes = [mode for mode in args.modes.split(",") if mode]
-    print(f"Waiting at scale: poll interval {args.poll:g} s, Ready times spread over {args.window:g} s")
-    cases = run_all(sizes, modes, args.poll, args.window, args.poke_max)
-    save_result("waiting", {"poll_interval": args.poll, "window": args.window, "cases": cases})
+    print(
+        f"Waiting at scale ({args.api_version}, page size {args.page_size or 'default'}): poll interval "
+        f"{args.poll:g} s, Ready times spread over {args.window:g} s"
+    )
+    cases = run_all(sizes, modes, args.poll, args.window, args.poke_max, args.api_version, args.page_size)
+    key = "waiting" if args.api_version == "v1" else f"waiting-{args.api_version}"
+    result = {"poll_interval": args.poll, "window": args.window, "api_version": args.api_version}
+    save_result(key, result | {"page_size": args.page_size, "cases": cases})
 
 
 if __name__ == "__main__":

@@ -112,9 +112,9 @@ MODE_LABELS = {
 }
 
 
-def waiting_rows(results: dict[str, Any]) -> list[list[str]]:
+def waiting_rows(results: dict[str, Any], key: str = "waiting") -> list[list[str]]:
     rows = []
-    for case in sorted(results.get("waiting", {}).get("cases", []), key=lambda c: (c["size"], c["mode"])):
+    for case in sorted(results.get(key, {}).get("cases", []), key=lambda c: (c["size"], c["mode"])):
         rows.append(
             [
                 f"{case['size']:,}",
@@ -215,8 +215,11 @@ def main() -> None:
         f"at the end {info.get('load_average_end', '?')})\n"
     )
     print(markdown(["Goal", "Ours", "Baseline, same run", "Target", "Met"], goal_rows(results)))
-    if "waiting" in results:
-        print(f"\nWaiting at scale (poll interval {results['waiting']['poll_interval']:g} s):\n")
+    for key in sorted(name for name in results if name.startswith("waiting")):
+        run = results[key]
+        dialect = run.get("api_version", "v1")
+        pages = f", list page size {run['page_size']}" if run.get("page_size") else ""
+        print(f"\nWaiting at scale ({dialect}{pages}; poll interval {run['poll_interval']:g} s):\n")
         header = [
             "sessions",
             "waiting with",
@@ -230,7 +233,7 @@ def main() -> None:
             "emulator CPU (s)",
             "failed",
         ]
-        print(markdown(header, waiting_rows(results)))
+        print(markdown(header, waiting_rows(results, key)))
     if args.plot and plot(results, args.plot):
         print(f"\nPlot: {args.plot}")
 
