@@ -166,9 +166,7 @@ class SharedPoller:
     """Lists one account's sessions (or conversions) every interval and hands each wait its answer.
 
     :param key: ``(kind, poller_key(settings))``.
-    :param kind: what it polls.
     :param hook: a hook on the account (settings loaded); the poller owns it and closes it when it stops.
-    :param dialect: the account's dialect.
     """
 
     def __init__(self, key: PollerKey, kind: _Kind, hook: RemoteRenderingHook, dialect: Dialect) -> None:
@@ -218,9 +216,7 @@ class SharedPoller:
 
     def _stop(self) -> None:
         """Leave the registry at once (a new wait gets a new poller) and end the polling task."""
-        pollers = _pollers.get(asyncio.get_running_loop())
-        if pollers is not None and pollers.get(self.key) is self:
-            del pollers[self.key]
+        self._unregister()
         self._wake.set()
         task = self._task
         if task is not None and task is not asyncio.current_task() and not self._closing:
@@ -238,11 +234,15 @@ class SharedPoller:
             self.notify(error)
         finally:
             self._closing = True
+            self._unregister()  # a new wait must not join a poller that no longer polls
             if self._waiters:  # cancelled from outside (the loop is shutting down): none may hang
-                stopped = RemoteRenderingError(f"list_{self.kind.name}", service_message="the poller stopped")
-                self.notify(stopped)
+                self.notify(RemoteRenderingError(f"list_{self.kind.name}", service_message="poller stopped"))
             await asyncio.shield(self._hook.aclose())
-            _log.debug("Shared %s poller stopped after %d polls", self.kind.name, self.polls)
+
+    def _unregister(self) -> None:
+        pollers = _pollers.get(asyncio.get_running_loop())
+        if pollers is not None and pollers.get(self.key) is self:
+            del pollers[self.key]
 
     async def _pause(self, started: float) -> None:
         """Sleep until the next interval or the earliest deadline; a new or leaving wait re-plans it."""

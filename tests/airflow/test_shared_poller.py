@@ -258,3 +258,19 @@ async def test_the_interval_is_the_shortest_any_wait_asked_for(emu):
         run.cancel()
     await asyncio.gather(slow_run, fast_run, return_exceptions=True)
     assert not _poller.active_pollers()
+
+
+async def test_a_poller_that_fails_answers_every_wait_and_leaves_the_registry(emu, monkeypatch):
+    emu.state.start_delay = 60
+    sessions = [new_session(emu) for _ in range(3)]
+
+    async def broken(self):
+        raise RuntimeError("a bug in the poller")
+
+    monkeypatch.setattr(_poller.SharedPoller, "_poll_and_answer", broken)
+    async with asyncio.timeout(10):  # none hangs: the bug is each trigger's failure, as a bug of its own
+        outcomes = await asyncio.gather(
+            *(only_event(trigger_for(s)) for s in sessions), return_exceptions=True
+        )
+    assert [type(outcome) for outcome in outcomes] == [RuntimeError] * 3
+    assert not _poller.active_pollers()  # a new wait gets a poller of its own, not this dead one
