@@ -28,7 +28,7 @@ bench-billed: $(STAMP)
 	bash scripts/e2e.sh --bench-billed
 
 ## bench: the performance benchmarks of tests/benchmarks (not part of the test suite): prints the
-## tables, writes .bench/results.json and docs/benchmarks.png. About 6 minutes. They run in their own
+## tables, writes .bench/results.json and docs/benchmarks.png. About 16 minutes. They run in their own
 ## venv, .bench-venv, which adds the benchmark-only packages; `wrk` is used when installed.
 BENCH_VENV := .bench-venv
 BENCH_STAMP := $(BENCH_VENV)/.installed

@@ -247,10 +247,7 @@ class EmulatorState(AccountsAndTokens, FaultInjection, ConversionStore):
             return self._find(session_id, account_id, now).snapshot(now)
 
     def list_sessions(self, account_id: str) -> list[SessionRecord]:
-        """Return an account's active sessions (the list call), oldest first.
-
-        :param account_id: the owning account.
-        """
+        """Return the active sessions of ``account_id`` (the v1 list call), oldest first."""
         account_id = normalize_id(account_id)
         return [record for record in self.active_sessions() if record.account_id == account_id]
 
@@ -266,17 +263,19 @@ class EmulatorState(AccountsAndTokens, FaultInjection, ConversionStore):
         :raises SessionNotFoundError: if ``after`` names no session (a stale or forged continuation).
         """
         account_id = normalize_id(account_id)
-        with self._lock:
-            records = self.sessions()
-            start = 0
-            if after is not None:
-                ids = [record.session_id for record in records]
-                if after not in ids:
-                    raise SessionNotFoundError(f"No session with id {after!r} exists.")
-                start = ids.index(after) + 1
-        active = [r for r in records[start:] if r.is_active and r.account_id == account_id]
-        page = active[:limit]
-        return page, (page[-1].session_id if len(active) > limit else None)
+        with self._lock:  # only the page's sessions are snapshot: a page costs O(limit), not O(all)
+            if after is not None and after not in self._sessions:
+                raise SessionNotFoundError(f"No session with id {after!r} exists.")
+            now, ids = self.clock(), list(self._sessions)
+            page: list[SessionRecord] = []
+            for session_id in ids[ids.index(after) + 1 if after is not None else 0 :]:
+                session = self._sessions[session_id]
+                session.advance(now)
+                if session.account_id == account_id and not session.status.is_final:
+                    if len(page) == limit:
+                        return page, page[-1].session_id
+                    page.append(session.snapshot(now))
+        return page, None
 
     def update_session(
         self, session_id: str, max_lease_time: timedelta, account_id: str | None = None

@@ -52,6 +52,9 @@ class ConversionDialect:
 
     settings: ConnectionSettings
     api_version: ClassVar[str]
+    #: Whether the API has a call that lists the account's conversions (the triggerer's shared poller
+    #: needs one; without it each conversion wait reads its own conversion).
+    lists_conversions: ClassVar[bool] = False
 
     def check_conversion_id(self, value: Any, field: str = "conversion_id") -> str:
         """A conversion id as the URL may carry it (v1 ids are the service's GUIDs)."""
@@ -166,6 +169,8 @@ class V1Conversions(ConversionDialect):
 
 class Api2021Conversions(ConversionDialect):
     """2021-01-01 conversions: client-chosen ids, so a create is idempotent and may be retried."""
+
+    lists_conversions: ClassVar[bool] = True
 
     def conversions_url(self, suffix: str = "") -> str:
         """``{base}/accounts/{account}/conversions{suffix}?api-version=2021-01-01``."""

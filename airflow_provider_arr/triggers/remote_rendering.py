@@ -1,9 +1,12 @@
 """The trigger that waits, in the triggerer, for a rendering session to become Ready.
 
-It runs the hook's one wait for Ready on the async path (one HTTP client shared by every trigger on
-the event loop, the hook's retry policy and process-wide token cache), and yields exactly one event
-(the contract is in ``events.py``). The deadline is absolute wall-clock time, so a triggerer restart or
-a hand-over to another triggerer does not reset it.
+The waits of one account on one event loop share one poller (``_poller.py``): one list call per
+poll interval answers all of them, and only a session that has ended is read on its own. The poller
+only fetches; each trigger logs its session's status lines and decides in its own ``run()``, so that
+the triggerer routes the lines to its task's log. It uses the hook's retry policy, the process-wide
+token cache and the one HTTP client of the event loop. Each
+trigger yields exactly one event (the contract is in ``events.py``). The deadline is absolute
+wall-clock time, so a triggerer restart or a hand-over to another triggerer does not reset it.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class RemoteRenderingSessionTrigger(BaseTrigger):
     :param owner_key: the ownership record of the task that created the session (set by the create
         operator): ``on_kill`` leaves the session alone if a newer try of that task has taken it over.
     :param owner_try: the try of the create task that deferred.
+    :param shared_poll: wait with the account's shared poller (the default); ``False`` reads this
+        session on its own every ``poll_interval`` (one request per wait and interval), as before.
     """
 
     def __init__(
@@ -63,6 +68,7 @@ class RemoteRenderingSessionTrigger(BaseTrigger):
         stop_on_kill: bool = False,
         owner_key: str | None = None,
         owner_try: int | None = None,
+        shared_poll: bool = True,
     ) -> None:
         super().__init__()
         self.session_id = session_id
@@ -72,6 +78,7 @@ class RemoteRenderingSessionTrigger(BaseTrigger):
         self.stop_on_kill = bool(stop_on_kill)
         self.owner_key = owner_key
         self.owner_try = owner_try
+        self.shared_poll = bool(shared_poll)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the classpath and the plain keyword arguments that rebuild this trigger."""
@@ -84,21 +91,29 @@ class RemoteRenderingSessionTrigger(BaseTrigger):
         }
         if self.owner_key is not None:
             kwargs |= {"owner_key": self.owner_key, "owner_try": self.owner_try}
+        if not self.shared_poll:
+            kwargs["shared_poll"] = False
         return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll the session and yield exactly one event."""
+        """Wait for the session (with the account's shared poller) and yield exactly one event."""
         event = await self._wait()
         yield TriggerEvent(event)
 
     async def _wait(self) -> dict[str, Any]:
         from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+        from airflow_provider_arr.triggers._poller import wait_until_ready
 
         session_id = self.session_id
         try:
-            async with RemoteRenderingHook(self.arr_conn_id) as hook:
-                hook.log_to(self.log)  # the poll lines belong in the task's log
-                ready = await hook.await_until_ready(session_id, self.poll_interval, self.end_time)
+            if self.shared_poll:  # the status lines go to self.log, so to the task's log
+                ready = await wait_until_ready(
+                    self.arr_conn_id, session_id, self.poll_interval, self.end_time, self.log
+                )
+            else:
+                async with RemoteRenderingHook(self.arr_conn_id) as hook:
+                    hook.log_to(self.log)  # the poll lines belong in the task's log
+                    ready = await hook.await_until_ready(session_id, self.poll_interval, self.end_time)
         except RemoteRenderingSessionNeverReadyError as error:
             return make_event("failed", str(error), session_id, _properties(error.properties))
         except RemoteRenderingWaitTimeoutError as error:

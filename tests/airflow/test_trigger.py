@@ -36,14 +36,29 @@ async def all_events(trigger: RemoteRenderingSessionTrigger) -> list[dict]:
 
 
 async def test_ready_session_yields_success_with_properties(emu):
+    emu.state.start_delay = 1.0  # Starting for twenty poll intervals, even on a loaded machine
     session_id = await started_session()
+    emu.state.reset_counts()  # a v1 create lists the account first
     (event,) = await all_events(make_trigger(session_id))
 
     assert event["status"] == "success"
     assert event["session_id"] == session_id
     assert event["last_status"] == "Ready"
     assert event["properties"]["hostname"] == session(emu, session_id).hostname
-    assert emu.state.request_counts["properties"] >= 2  # it polled while Starting
+    assert emu.state.request_counts["list"] >= 2  # the shared poller listed while it was Starting
+    assert emu.state.request_counts["properties"] == 0  # and Ready was in the list: no read of its own
+
+
+async def test_a_wait_of_its_own_reads_its_session(emu):
+    emu.state.start_delay = 1.0
+    session_id = await started_session()
+    emu.state.reset_counts()  # a v1 create lists the account first
+    (event,) = await all_events(make_trigger(session_id, shared_poll=False))
+
+    assert (event["status"], event["last_status"]) == ("success", "Ready")
+    assert event["properties"]["hostname"] == session(emu, session_id).hostname
+    assert emu.state.request_counts["properties"] >= 2
+    assert emu.state.request_counts["list"] == 0
 
 
 async def test_failed_start_yields_failed_with_the_service_message(emu):
@@ -83,21 +98,24 @@ async def test_deadline_is_wall_clock_and_survives_a_rebuild(emu):
     """A triggerer restart rebuilds the trigger from serialize(): the deadline does not move."""
     emu.state.start_delay = 30
     session_id = await started_session()
+    emu.state.reset_counts()
     _, kwargs = make_trigger(session_id, timeout=-1).serialize()
     rebuilt = RemoteRenderingSessionTrigger(**kwargs)
 
     (event,) = await all_events(rebuilt)
     assert event["status"] == "timeout"
-    assert emu.state.request_counts["properties"] == 1  # one last look, then the deadline
+    assert emu.state.request_counts["list"] == 1  # one last look, then the deadline
+    assert emu.state.request_counts["properties"] == 0
 
 
-async def test_transient_503_mid_wait_still_succeeds(emu):
+@pytest.mark.parametrize(("shared_poll", "operation"), [(True, "list"), (False, "properties")])
+async def test_transient_503_mid_wait_still_succeeds(emu, shared_poll, operation):
     session_id = await started_session()
-    emu.state.add_fault("properties", 503, body="busy", count=2)
-    (event,) = await all_events(make_trigger(session_id))
+    emu.state.add_fault(operation, 503, body="busy", count=2)
+    (event,) = await all_events(make_trigger(session_id, shared_poll=shared_poll))
 
     assert event["status"] == "success"
-    assert emu.state.request_counts["properties"] >= 3
+    assert emu.state.request_counts[operation] >= 3
 
 
 async def test_revoked_token_mid_wait_is_renewed(emu):
@@ -113,20 +131,23 @@ async def test_revoked_token_mid_wait_is_renewed(emu):
     assert emu.state.request_counts["token"] > tokens_before
 
 
-async def test_service_down_yields_error_after_retries(emu):
+@pytest.mark.parametrize(("shared_poll", "operation"), [(True, "list"), (False, "properties")])
+async def test_service_down_yields_error_after_retries(emu, shared_poll, operation):
     session_id = await started_session()
-    emu.state.add_fault("properties", 500, body="internal", count=100)
-    (event,) = await all_events(make_trigger(session_id))
+    emu.state.add_fault(operation, 500, body="internal", count=100)
+    (event,) = await all_events(make_trigger(session_id, shared_poll=shared_poll))
 
     assert event["status"] == "error"
     assert "HTTP 500" in event["message"]
     assert "internal" in event["message"]
-    assert emu.state.request_counts["properties"] > 1  # the hook retried first
+    assert emu.state.request_counts[operation] > 1  # the hook retried first
     assert emu.account_key not in event["message"]
 
 
-async def test_unknown_session_yields_error(emu):
-    (event,) = await all_events(make_trigger("6d3f1a52-2f0b-4d3c-9d5e-3a1b2c4d5e6f"))
+@pytest.mark.parametrize("shared_poll", [True, False])
+async def test_unknown_session_yields_error(emu, shared_poll):
+    trigger = make_trigger("6d3f1a52-2f0b-4d3c-9d5e-3a1b2c4d5e6f", shared_poll=shared_poll)
+    (event,) = await all_events(trigger)
     assert event["status"] == "error"
     assert "HTTP 404" in event["message"]
 
@@ -146,6 +167,9 @@ def test_serialize_gives_plain_values_that_rebuild_the_trigger():
         "stop_on_kill": True,
     }
     assert RemoteRenderingSessionTrigger(**kwargs).serialize() == (classpath, kwargs)
+    _, own = RemoteRenderingSessionTrigger("sid", "conn", 5, 1234.5, shared_poll=False).serialize()
+    assert own["shared_poll"] is False
+    assert RemoteRenderingSessionTrigger(**own).shared_poll is False
 
 
 def test_kwargs_and_events_survive_airflow_serde():

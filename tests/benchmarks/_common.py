@@ -63,10 +63,14 @@ class EmulatorProcess:
 
     :param start_delay: seconds a new session stays Starting.
     :param log_name: file (under ``.bench/``) for the emulator's output.
+    :param options: more command-line options of the emulator (``--page-size 50``).
     """
 
-    def __init__(self, start_delay: float, log_name: str = "emulator.log") -> None:
+    def __init__(
+        self, start_delay: float, log_name: str = "emulator.log", options: tuple[str, ...] = ()
+    ) -> None:
         self.start_delay = start_delay
+        self.options = options
         self.log_path = BENCH_DIR / log_name
         self.process: Any = None
         self.url = ""
@@ -78,7 +82,7 @@ class EmulatorProcess:
 
         BENCH_DIR.mkdir(exist_ok=True)
         self.process = Process(
-            start_delay=self.start_delay, env=bench_env(), cwd=ROOT, log_path=self.log_path
+            *self.options, start_delay=self.start_delay, env=bench_env(), cwd=ROOT, log_path=self.log_path
         )
         self.process.start()
         self.url = self.process.url

@@ -105,13 +105,22 @@ def goal_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def waiting_rows(results: dict[str, Any]) -> list[list[str]]:
+MODE_LABELS = {
+    "trigger": "trigger, shared poller",
+    "trigger-own": "trigger, own reads",
+    "poke": "poke, 1 thread each",
+}
+
+
+def waiting_rows(results: dict[str, Any], key: str = "waiting") -> list[list[str]]:
     rows = []
-    for case in sorted(results.get("waiting", {}).get("cases", []), key=lambda c: (c["size"], c["mode"])):
+    for case in sorted(results.get(key, {}).get("cases", []), key=lambda c: (c["size"], c["mode"])):
         rows.append(
             [
                 f"{case['size']:,}",
-                "trigger, 1 event loop" if case["mode"] == "trigger" else "poke, 1 thread each",
+                MODE_LABELS.get(case["mode"], case["mode"]),
+                f"{case.get('reads_per_interval_steady', float('nan')):.1f} / "
+                f"{case.get('reads_per_interval_max', float('nan'))}",
                 f"{case['latency_p50_s']:.2f} / {case['latency_p99_s']:.2f}",
                 f"{case['cpu_s']:.1f}",
                 f"{case['rss_growth_mb']:.0f}",
@@ -146,7 +155,8 @@ def plot(results: dict[str, Any], path: str) -> bool:
     poll = results["waiting"]["poll_interval"]
     figure, (latency_axes, memory_axes, cpu_axes) = plt.subplots(1, 3, figsize=(15, 4.2))
     styles = {
-        "trigger": ("our trigger, one event loop", "tab:blue"),
+        "trigger": ("our trigger, shared poller", "tab:blue"),
+        "trigger-own": ("our trigger, own reads", "tab:green"),
         "poke": ("poke-mode threads", "tab:red"),
     }
     for mode, (label, color) in styles.items():
@@ -205,11 +215,15 @@ def main() -> None:
         f"at the end {info.get('load_average_end', '?')})\n"
     )
     print(markdown(["Goal", "Ours", "Baseline, same run", "Target", "Met"], goal_rows(results)))
-    if "waiting" in results:
-        print(f"\nWaiting at scale (poll interval {results['waiting']['poll_interval']:g} s):\n")
+    for key in sorted(name for name in results if name.startswith("waiting")):
+        run = results[key]
+        dialect = run.get("api_version", "v1")
+        pages = f", list page size {run['page_size']}" if run.get("page_size") else ""
+        print(f"\nWaiting at scale ({dialect}{pages}; poll interval {run['poll_interval']:g} s):\n")
         header = [
             "sessions",
             "waiting with",
+            "session reads / poll interval, steady / max",
             "detection p50 / p99 (s)",
             "CPU (s)",
             "peak RSS growth (MiB)",
@@ -219,7 +233,7 @@ def main() -> None:
             "emulator CPU (s)",
             "failed",
         ]
-        print(markdown(header, waiting_rows(results)))
+        print(markdown(header, waiting_rows(results, key)))
     if args.plot and plot(results, args.plot):
         print(f"\nPlot: {args.plot}")
 

@@ -6,8 +6,9 @@ from Python, in its own process, and for "the next call of an operation" whoever
 DAG runs at once the suite needs "the next create of *this* task". So this script serves the
 emulator's unchanged application (``create_app``) behind an ASGI middleware that:
 
-- records every session call (operation, session id, the session's lease and status, the HTTP status):
-  ``GET /_crash/events?after=SEQ``;
+- records every session call (operation, session id, the session's lease and status, the HTTP status;
+  for a list call, ``listed``: each session in the answer with its lease and listed status, since the
+  triggerer's shared poller reads sessions by listing them): ``GET /_crash/events?after=SEQ``;
 - holds back the answer of chosen calls after the emulator processed them: ``POST /_crash/hold`` with
   ``{"lease_seconds": N, "operations": ["create"], "seconds": 30, "count": 1}`` holds the next
   ``count`` answers to those operations on sessions whose lease is ``N`` seconds (each crash scenario
@@ -110,6 +111,9 @@ class HoldBack:
             except (ValueError, KeyError, TypeError):
                 session_id = None
         event = self._record(operation, method, path, session_id, status, started)
+        if operation == "list" and status == 200:
+            body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+            event["listed"] = self._listed(body)
         hold = event["held"]
         if hold:
             await asyncio.sleep(hold)
@@ -139,6 +143,23 @@ class HoldBack:
             if slow is not None and (session_id is None or not self._exists(session_id)):
                 self.state.slow_next_start(slow)
             await self.app(scope, replay, send)
+
+    def _listed(self, body: bytes) -> list[dict[str, Any]]:
+        """The sessions of a list answer (either dialect): id, lease (from the state) and listed status."""
+        try:
+            items = json.loads(body)["sessions"]
+        except (ValueError, KeyError, TypeError):
+            return []
+        listed = []
+        for item in items:
+            session_id = item.get("sessionId") or item.get("id")
+            try:
+                lease = int(self.state.get_session(session_id).max_lease_time.total_seconds())
+            except Exception:
+                lease = None
+            status = item.get("sessionStatus") or item.get("status")
+            listed.append({"session_id": session_id, "lease_seconds": lease, "session_status": status})
+        return listed
 
     def _exists(self, session_id: str) -> bool:
         try:

@@ -292,6 +292,25 @@ class Driver:
             and all(event.get(key) == value for key, value in match.items())
         ]
 
+    def listed(self, case: Case, task_id: str, **match: Any) -> list[dict[str, Any]]:
+        """The case's sessions as list calls answered them after the task's current try started.
+
+        The triggerer's shared poller reads a session by listing the account: its list calls carry no
+        session id, but the crash emulator records what each answer listed.
+        """
+        started = case.ti(task_id).get("start_date")
+        if not started:
+            return []
+        since = datetime.fromisoformat(started).timestamp()
+        return [
+            session
+            for event in self.events
+            if event["wall"] >= since and event["operation"] == "list"
+            for session in event.get("listed", ())
+            if session["lease_seconds"] == case.lease_seconds
+            and all(session.get(key) == value for key, value in match.items())
+        ]
+
     # --- acting ---
 
     def task_process(self, case: Case, task_id: str) -> Any:
@@ -442,10 +461,14 @@ def render_using_session(driver: Driver, case: Case) -> bool:
 
 def create_deferred(driver: Driver, case: Case) -> bool:
     """``create`` is deferred and its trigger polls the session from the triggerer (the operator itself
-    reads no status of its new session before deferring)."""
+    reads no status of its new session before deferring): either a read of the session Starting (a
+    wait of its own) or a list call, the shared poller's, whose answer holds the session Starting. A
+    list before the create (v1 lists the account first) cannot hold it: it did not exist yet."""
     if case.ti("create").get("state") != "deferred":
         return False
-    return bool(driver.calls(case, "create", "properties", session_status="Starting"))
+    if driver.calls(case, "create", "properties", session_status="Starting"):
+        return True
+    return bool(driver.listed(case, "create", session_status="Starting"))
 
 
 def succeeded(task_id: str) -> Callable[[Driver, Case], bool]:
