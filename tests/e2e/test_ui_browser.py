@@ -188,6 +188,7 @@ def test_the_convert_task_page_links_to_the_converted_asset(ui, deployed):
     asset = deployed.airflow.xcom(dag_id, run_id, "convert")
     assert asset.endswith(".arrAsset")
     ui.open_task(dag_id, run_id, "convert")
+    ui.page.get_by_role("link", name="Details", exact=True).click()  # Airflow 3.3 lists them there
     link = ui.extra_link("Converted asset")
     link.wait_for()
     ui.shot("5-task-page-converted-asset-link")
