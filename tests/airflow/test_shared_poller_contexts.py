@@ -104,7 +104,7 @@ async def test_each_trigger_logs_its_own_lines_in_its_own_context(emu, calls_by_
         own = [text for where, _, text in lines if where == trigger_id]
         # Its progress lines, as the per-session wait logs them, in its own context...
         assert any(text.startswith(f"Session {session_id} is Starting (elapsed") for text in own), own
-        assert any(text.startswith(f"Session {session_id} is Ready (elapsed") for text in own), own
+        assert any(text.startswith(f"Session {session_id} is Ready at ") for text in own), own
         # ...the shared call's retry, which held it up too...
         assert any("HTTP 503" in text and "retrying in" in text for text in own), own
         # ...and nothing about another trigger's session.

@@ -277,6 +277,7 @@ class LifeCycle:
     starting_gets: int
     hostname: str
     listed_lease_minutes: int
+    arr_inspector_port: int
 
 
 LIFE_CYCLES = [
@@ -289,6 +290,7 @@ LIFE_CYCLES = [
             starting_gets=2,
             hostname="arrwu2standard25246cf9a70f4d6dbd3be7af6dac6bf7.remoterendering.vm.eastus.mixedreality.azure.com",
             listed_lease_minutes=20,
+            arr_inspector_port=64487,
         ),
         id="python-sdk-2022-09",
     ),
@@ -302,6 +304,7 @@ LIFE_CYCLES = [
             hostname="823736284-319ed84f-dfbd-4ec6-8ada-643fccd8f978.remoterendering.vm.eastus.mixedreality.azure.com",
             # The service's list answer right after the PATCH still showed the old lease (5, not 20).
             listed_lease_minutes=5,
+            arr_inspector_port=55792,
         ),
         id="python-sdk-2021-03",
     ),
@@ -318,7 +321,12 @@ def expected_states(case: LifeCycle) -> dict[str, SessionProperties]:
         size="Standard",
         message=None,
     )
-    ready = replace(starting, status=SessionStatus.READY, hostname=case.hostname)
+    ready = replace(
+        starting,
+        status=SessionStatus.READY,
+        hostname=case.hostname,
+        arr_inspector_port=case.arr_inspector_port,
+    )
     return {
         "starting": starting,
         "ready": ready,
