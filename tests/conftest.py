@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
-# Airflow reads its home at import time: give the suite a throwaway one before anything imports it.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="arr-tests-airflow-home-"))
+# Airflow reads its home at import time: give the suite a throwaway one before anything imports it
+# (and remove it at exit; processes the suite starts inherit the variable and make none of their own).
+if "AIRFLOW_HOME" not in os.environ:
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="arr-tests-airflow-home-")
+    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 import pytest
