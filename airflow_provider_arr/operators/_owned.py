@@ -6,7 +6,7 @@ leaves two sessions alive for one task instance. See :mod:`airflow_provider_arr.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -106,20 +106,27 @@ def reconcile(hook: RemoteRenderingHook, record: OwnershipRecord, size: str, log
     return keep
 
 
-def stop_recorded(hook: RemoteRenderingHook, record: OwnershipRecord, log: Any) -> dict[str, str]:
-    """Stop every session a record holds (after settling a pending v1 create); return each outcome."""
+def stop_recorded(
+    hook: RemoteRenderingHook, record: OwnershipRecord, log: Any
+) -> tuple[dict[str, str], list[BilledTime]]:
+    """Stop every session a record holds (after settling a pending v1 create).
+
+    :return: each session's outcome, and the billed time of each one stopped here that was Ready.
+    """
     resolve_pending(hook, record, log)
     outcomes: dict[str, str] = {}
+    billed_times: list[BilledTime] = []
     for session_id in list(record.sessions):
         result = hook.end_session(session_id)
         outcomes[session_id] = result.outcome
         billed = billed_time(record, session_id, result.stopped_at)
         if billed is not None:
             log.info("%s", billed.describe())
+            billed_times.append(billed)
         if result.outcome in ENDED:
             record.forget(session_id)
     ownership.save(record)
-    return outcomes
+    return outcomes, billed_times
 
 
 def create_task_of(task: Any) -> str | None:
@@ -166,12 +173,17 @@ def note_ready(ti: Any, create_task_id: str | None, session_id: str, seen_at: fl
 def billed_time(
     record: OwnershipRecord | None, session_id: str, stopped_at: datetime | None
 ) -> BilledTime | None:
-    """The session's billed time, if the record knows when it was Ready and it was stopped just now."""
+    """The session's billed time, if the record knows when it was Ready and it was stopped just now.
+
+    A damaged entry gives no figure, never an error: the stop it reports on has already happened.
+    """
     entry = None if record is None else record.sessions.get(session_id)
-    if stopped_at is None or entry is None or not entry.get("ready_at"):
+    if stopped_at is None or not isinstance(entry, Mapping) or not entry.get("ready_at"):
         return None
     try:
         ready_at = datetime.fromisoformat(str(entry["ready_at"]))
     except ValueError:
         return None
+    if ready_at.tzinfo is None:  # written by hand or by something else: read it as UTC, as we write it
+        ready_at = ready_at.replace(tzinfo=UTC)
     return BilledTime(session_id, ready_at, stopped_at)

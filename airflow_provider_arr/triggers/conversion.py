@@ -21,6 +21,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionFailedError,
+    RemoteRenderingConversionNotFoundError,
     RemoteRenderingError,
     RemoteRenderingWaitTimeoutError,
 )
@@ -114,6 +115,8 @@ class RemoteRenderingConversionTrigger(BaseTrigger):
             return _event("failed", str(error), conversion_id, error.properties)
         except RemoteRenderingWaitTimeoutError as error:
             return _event("timeout", str(error), conversion_id, error.properties)
+        except RemoteRenderingConversionNotFoundError as error:  # gone while waiting: as a poke finds it
+            return _event("failed", f"Conversion {conversion_id} does not exist: {error}", conversion_id)
         except (RemoteRenderingError, ArrInputError) as error:
             message = f"Could not read the status of conversion {conversion_id}: {error}"
             return _event("error", message, conversion_id)

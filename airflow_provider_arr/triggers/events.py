@@ -2,10 +2,10 @@
 
 An event is a dict ``{"status", "message", "session_id", "last_status", "properties", "seen_at"}``;
 ``status`` is ``success`` (Ready; ``properties`` holds the session's properties), ``failed`` (Error,
-Expired, Stopping or Stopped), ``timeout`` (the deadline passed) or ``error`` (the service could not be
-asked, after the hook's retries). ``seen_at`` is when the last answer was read (UNIX time); it is
-optional, events of earlier versions lack it. Every ``execute_complete`` checks an event with
-:func:`validate_event`, which fails closed.
+Expired, Stopping or Stopped, or no longer known to the service: HTTP 404), ``timeout`` (the
+deadline passed) or ``error`` (the service could not be asked, after the hook's retries). ``seen_at``
+is when the last answer was read (UNIX time); it is optional, events of earlier versions lack it.
+Every ``execute_complete`` checks an event with :func:`validate_event`, which fails closed.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_arr.exceptions import (
     RemoteRenderingError,
     RemoteRenderingSessionNeverReadyError,
+    RemoteRenderingSessionNotFoundError,
     RemoteRenderingWaitTimeoutError,
 )
 from airflow_provider_arr.models import ArrInputError, SessionProperties, never_ready_message
@@ -118,6 +119,8 @@ class RemoteRenderingSessionTrigger(BaseTrigger):
             return make_event("failed", str(error), session_id, _properties(error.properties))
         except RemoteRenderingWaitTimeoutError as error:
             return make_event("timeout", str(error), session_id, _properties(error.properties))
+        except RemoteRenderingSessionNotFoundError as error:  # gone while waiting: as a poke finds it
+            return make_event("failed", f"Session {session_id} does not exist: {error}", session_id)
         except (RemoteRenderingError, ArrInputError) as error:
             message = f"Could not read the status of session {session_id}: {error}"
             return make_event("error", message, session_id)

@@ -47,8 +47,11 @@ def stopping_answer(session_id: str) -> dict:
 def arrange(emu, outcome: str, when: str) -> tuple[str, float]:
     """A session that will end as ``outcome``, already at the first check or while waiting; the timeout."""
     timeout = 30.0
-    if outcome == "not_found":
+    if outcome == "not_found" and when == "first":
         return str(uuid.uuid4()), timeout
+    if outcome == "not_found":  # Starting, until the service no longer knows it (later_event)
+        emu.state.start_delay = 60
+        return started_session(), timeout
     if outcome == "timeout":
         emu.state.start_delay = 60
         return started_session(), 0.6
@@ -109,6 +112,9 @@ def later_event(emu, outcome: str, when: str, session_id: str) -> None:
         emu.state.expire_session(session_id, "lease ran out")
     elif outcome == "stopped":
         emu.state.stop_session_externally(session_id)
+    elif outcome == "not_found":  # gone: its own reads answer 404, and listings no longer show it
+        emu.state.add_fault("properties", 404, count=1000)
+        emu.state.add_fault("list", 200, body={"sessions": []}, count=1000)
 
 
 async def _first_event(trigger):
@@ -129,7 +135,7 @@ EXPECTED = {
 CASES = [
     (outcome, when)
     for outcome in EXPECTED
-    for when in (["first"] if outcome in ("not_found", "timeout", "stopping") else ["first", "later"])
+    for when in (["first"] if outcome in ("timeout", "stopping") else ["first", "later"])
 ]
 
 

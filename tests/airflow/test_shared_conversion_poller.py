@@ -64,7 +64,8 @@ async def test_conversion_waits_share_one_list_per_poll_on_2021(on_dialect):
     assert events[failing]["status"] == "failed"
     assert "Bad geometry." in events[failing]["message"]
     assert "MS-CV of the answer: none" not in events[failing]["message"]  # its own answer's MS-CV
-    assert events[unknown]["status"] == "error"
+    assert events[unknown]["status"] == "failed"  # as the sensor's poke fails on a 404: no retry
+    assert "does not exist" in events[unknown]["message"]
     assert "HTTP 404" in events[unknown]["message"]
     counts = emu.state.request_counts
     # Every poll listed every page (12 conversions, 5 a page); only the failed and the unknown

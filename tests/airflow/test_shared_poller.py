@@ -96,7 +96,8 @@ async def test_fifty_waits_share_one_list_per_poll(dialect_emu):
         assert all("lease over" in events[session_id]["message"] for session_id in expiring)
     assert all(outcomes[session_id] == ("failed", "Stopped") for session_id in stopped)
     assert all(outcomes[session_id] == ("timeout", "Starting") for session_id in timing_out)
-    assert outcomes[UNKNOWN] == ("error", None)
+    assert outcomes[UNKNOWN] == ("failed", None)  # as the sensor's poke fails on a 404: no retry
+    assert "does not exist" in events[UNKNOWN]["message"]
     assert "HTTP 404" in events[UNKNOWN]["message"]
 
     counts = state.request_counts

@@ -145,10 +145,11 @@ async def test_service_down_yields_error_after_retries(emu, shared_poll, operati
 
 
 @pytest.mark.parametrize("shared_poll", [True, False])
-async def test_unknown_session_yields_error(emu, shared_poll):
+async def test_unknown_session_yields_failed_as_a_poke_does(emu, shared_poll):
     trigger = make_trigger("6d3f1a52-2f0b-4d3c-9d5e-3a1b2c4d5e6f", shared_poll=shared_poll)
     (event,) = await all_events(trigger)
-    assert event["status"] == "error"
+    assert event["status"] == "failed"  # the task fails without retries, or skips with soft_fail
+    assert "does not exist" in event["message"]
     assert "HTTP 404" in event["message"]
 
 
