@@ -374,67 +374,10 @@ class RemoteRenderingStopSessionOperator(RemoteRenderingBaseOperator):
         self.create_task_id = create_task_id
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_arr.operators._owned import ENDED, billed_time, stop_recorded
+        from airflow_provider_arr.operators._owned import stop_as_teardown
 
-        ti = context.get("ti")
         given = (
             self.session_id is not None or self.create_task_id is None
         )  # None: the create returned nothing
         session_id = self._checked_session_id(self.session_id) if given else None
-        owner, record, unreadable = self._owner_record(ti, session_id)
-        outcome = "NotFound"
-        billed = None
-        if session_id is not None:  # first, whatever the record says: this is the session we were given
-            result = self.hook.end_session(session_id)
-            outcome = result.outcome
-            billed = billed_time(record, session_id, result.stopped_at)
-            if billed is not None:
-                self.log.info("%s", billed.describe())
-        if unreadable is not None:
-            raise AirflowException(
-                f"The ownership record of {owner} cannot be read ({unreadable}): the sessions it holds "
-                "were not stopped; the session janitor reports unattributed sessions"
-            ) from None
-        if owner is not None and record is None and session_id is None:
-            self.log.info("Task %s recorded no session; nothing to stop", owner)
-        if owner is not None and record is not None:
-            if session_id is not None and outcome in ENDED:
-                record.forget(session_id)
-            outcomes, recorded_billed = stop_recorded(self.hook, record, self.log)
-            if outcomes:
-                self.log.info(
-                    "Sessions recorded for %s: %s", owner, ", ".join(f"{k} {v}" for k, v in outcomes.items())
-                )
-            if session_id is None and outcomes:
-                outcome = list(outcomes.values())[-1]
-            billed = billed or (recorded_billed[-1] if recorded_billed else None)
-        if billed is not None and ti is not None:
-            ti.xcom_push(key="billed_time", value=billed.to_dict())
-        return outcome
-
-    def _owner_record(self, ti: Any, session_id: str | None) -> tuple[Any, Any, Exception | None]:
-        """The create task instance whose record to use, its record, and why it could not be read.
-
-        Named by ``create_task_id`` (or ``session_id=create.output``); for a mapped stop, whose
-        ``session_id`` was a plain string by the time it ran, the one create task upstream, if its
-        record holds ``session_id``. A record that cannot be read is returned as the error, so that
-        the session given is still stopped first.
-        """
-        from airflow_provider_arr import ownership
-        from airflow_provider_arr.operators._owned import create_task_of
-
-        create_task_id, derived = self.create_task_id, False
-        if ti is None:  # run outside Airflow (a unit test): no task instance, no record
-            return None, None, None
-        if create_task_id is None and getattr(ti, "map_index", -1) >= 0:
-            create_task_id, derived = create_task_of(self), True
-        if create_task_id is None:
-            return None, None, None
-        owner = ownership.Owner.of(ti, create_task_id)
-        try:
-            record = ownership.load(owner)
-        except Exception as error:  # a damaged Variable must not keep the given session running
-            return owner, None, error
-        if derived and (record is None or session_id not in record.sessions):
-            return None, None, None  # that create did not record this session: not this stop's record
-        return owner, record, None
+        return stop_as_teardown(self, context.get("ti"), session_id)
