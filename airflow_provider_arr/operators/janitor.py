@@ -29,26 +29,24 @@ if TYPE_CHECKING:
 
     from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
     from airflow_provider_arr.ownership import Owner, OwnershipRecord
-
-#: DAG run states in which the run's sessions may still be in use.
-LIVE_RUN_STATES = frozenset({"queued", "running"})
-#: Task instance states that end it for good (no retry follows).
-FAILED_FOR_GOOD = frozenset({"failed", "upstream_failed"})
+    from airflow_provider_arr.ownership.evidence import Verdict
 
 
 class RemoteRenderingSessionJanitorOperator(BaseOperator):
     """List each account's sessions and stop those whose owner has finished.
 
-    A session's owner is the create task instance that recorded it. The owner has finished when its DAG
-    run is no longer queued or running, or when the task instance failed for good (``failed`` or
-    ``upstream_failed``, no retry pending). Sessions that no record attributes (started by hand, by
-    another tool, or by a v1 create whose candidates could not be told apart) are **reported, not
-    stopped**, unless ``max_unowned_age`` is set and they have run longer than that.
+    A session's owner is the create task instance that recorded it. The owner has finished when Airflow
+    says so: its DAG run is ``success`` or ``failed``, or the task instance failed for good (``failed``
+    or ``upstream_failed``, no retry pending). A read of these that fails, or a state this code does not
+    know, **keeps** the session (logged, decided on the next sweep): nothing is stopped without positive
+    evidence. Sessions that no record attributes (started by hand, by another tool, by a v1 create whose
+    candidates could not be told apart, or by a DAG run that was deleted) are **reported, not stopped**,
+    unless ``max_unowned_age`` is set and they have run longer than that; otherwise their lease ends them.
 
     Every stop is logged with the session, its owner, how long it ran and the lease time it no longer
     bills. Returns a report (also the XCom): ``{"stopped": [...], "would_stop": [...], "kept": [...],
-    "unattributed": [...]}``, each entry a dict with ``session_id``, ``arr_conn_id``, ``owner`` and
-    ``elapsed``.
+    "unattributed": [...]}``, each entry a dict with ``session_id``, ``arr_conn_id``, ``owner``,
+    ``status``, ``elapsed`` and ``reason`` (the verdict on its owner).
 
     :param arr_conn_ids: the connection ids of the accounts to sweep. (templated)
     :param dry_run: only report what would be stopped. (templated; kept as ``only_report``, since
@@ -124,50 +122,77 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
         report: dict[str, list[dict[str, Any]]],
     ) -> None:
         from airflow_provider_arr import ownership
-        from airflow_provider_arr.operators._owned import resolve_pending
+        from airflow_provider_arr.ownership.rules import resolve_pending
 
         listed = {session.session_id: session for session in hook.list_sessions()}
         attributed: set[str] = set()
+        gone: dict[str, str] = {}  # sessions whose owner's run no longer exists: treated as unowned
         for record in records:
-            finished, why = self.owner_finished(record.owner)
-            if finished and record.pending is not None and not self.only_report:
+            verdict = self.owner_verdict(record.owner)
+            if verdict.finished and record.pending is not None and not self.only_report:
                 resolve_pending(hook, record, self.log, listed.values())
-            attributed |= set(record.sessions)
             for session_id in list(record.sessions):
                 session = listed.get(session_id)
                 if session is None or not session.status.is_active:
-                    if not self.only_report:
+                    if self._ended(hook, session_id, session) and not self.only_report:
                         record.forget(session_id)
                     continue
-                entry = _entry(session, conn_id, str(record.owner))
-                if not finished:
+                if verdict.kind == "gone":
+                    gone[session_id] = f"its owner {record.owner}: {verdict.reason}"
+                    continue
+                attributed.add(session_id)
+                entry = _entry(session, conn_id, str(record.owner), verdict.reason)
+                if not verdict.finished:
+                    if verdict.kind == "unknown":
+                        self.log.warning(
+                            "Session %s of %s is kept: %s; the next sweep decides",
+                            session_id,
+                            record.owner,
+                            verdict.reason,
+                        )
                     report["kept"].append(entry)
                     continue
-                if self._stop(hook, session, entry, f"its owner {record.owner} {why}", report):
+                if self._stop(hook, session, entry, f"its owner {record.owner} {verdict.reason}", report):
                     record.forget(session_id)
-            if finished and not self.only_report:
+            if verdict.finished and not self.only_report:
                 ownership.save(record)
         for session in listed.values():
             if session.session_id in attributed or session.status == SessionStatus.STOPPING:
                 continue
-            entry = _entry(session, conn_id, None)
+            why = gone.get(session.session_id, "no task owns it")
+            entry = _entry(session, conn_id, None, why)
             if max_age is not None and session.elapsed_time >= max_age:
-                self._stop(
-                    hook,
-                    session,
-                    entry,
-                    f"no task owns it and it ran over {format_timespan(max_age)}",
-                    report,
-                )
+                self._stop(hook, session, entry, f"{why}, and it ran over {format_timespan(max_age)}", report)
                 continue
             self.log.warning(
-                "Session %s (account of %s, running %s) belongs to no task this janitor knows; not stopped "
-                "(set max_unowned_age to stop such sessions)",
+                "Session %s (account of %s, running %s): %s; not stopped (its lease ends it; set "
+                "max_unowned_age to stop such sessions sooner)",
                 session.session_id,
                 conn_id,
                 format_timespan(session.elapsed_time),
+                why,
             )
             report["unattributed"].append(entry)
+
+    def _ended(self, hook: RemoteRenderingHook, session_id: str, listed: SessionProperties | None) -> bool:
+        """Whether a recorded session has ended for good: listed as ended, or the service no longer knows it.
+
+        Missing from a list is not enough (an item this client could not parse is left out of it): the
+        session is read; a read that fails keeps the record.
+        """
+        from airflow_provider_arr.exceptions import RemoteRenderingSessionNotFoundError
+
+        if listed is not None:
+            return listed.status.is_terminal
+        try:
+            return hook.get_session(session_id).status.is_terminal
+        except RemoteRenderingSessionNotFoundError:
+            return True
+        except Exception as error:
+            self.log.warning(
+                "Session %s is recorded but could not be read (%s); its record is kept", session_id, error
+            )
+            return False
 
     def _stop(
         self,
@@ -209,24 +234,18 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
         report["stopped"].append(entry)
         return True
 
-    def owner_finished(self, owner: Owner) -> tuple[bool, str]:
-        """Whether the owner is done with its sessions, and why, from Airflow's own record of it."""
-        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+    def owner_verdict(self, owner: Owner) -> Verdict:
+        """Whether the owner is done with its sessions, and why, from Airflow's own record of it.
 
-        try:
-            run_state = str(RuntimeTaskInstance.get_dagrun_state(owner.dag_id, owner.run_id))
-        except Exception as error:  # the run was deleted, or the DAG is gone
-            return True, f"has no DAG run any more ({type(error).__name__})"
-        if run_state.rsplit(".", 1)[-1].lower() not in LIVE_RUN_STATES:
-            return True, f"belongs to a DAG run that is {run_state}"
-        states = RuntimeTaskInstance.get_task_states(
-            owner.dag_id, map_index=owner.map_index, task_ids=[owner.task_id], run_ids=[owner.run_id]
-        )
-        key = owner.task_id if owner.map_index < 0 else f"{owner.task_id}_{owner.map_index}"
-        state = str((states.get(owner.run_id) or {}).get(key))
-        if state.rsplit(".", 1)[-1].lower() in FAILED_FOR_GOOD:
-            return True, f"has failed for good ({state})"
-        return False, "is still running"
+        Only positive evidence says "finished" (see :mod:`airflow_provider_arr.ownership.evidence`): a
+        read that fails, or a state this code does not know, keeps the session until the next sweep.
+        """
+        from airflow_provider_arr.ownership import evidence
+
+        reader = evidence.airflow_state()
+        if reader is None:
+            return evidence.Verdict("unknown", "not under a task runner: there is no Airflow to ask")
+        return evidence.owner_verdict(owner, reader)
 
 
 def _max_age(value: Any) -> timedelta | None:
@@ -242,8 +261,9 @@ def _max_age(value: Any) -> timedelta | None:
     return age
 
 
-def _entry(session: SessionProperties, conn_id: str, owner: str | None) -> dict[str, Any]:
+def _entry(session: SessionProperties, conn_id: str, owner: str | None, reason: str) -> dict[str, Any]:
     return {
+        "reason": reason,
         "session_id": session.session_id,
         "arr_conn_id": conn_id,
         "owner": owner,

@@ -91,6 +91,8 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
 
     template_fields: Sequence[str] = ("max_lease_time", "size", "models", "arr_conn_id", "session_id")
     operator_extra_links = (RemoteRenderingInspectorLink(),)
+    #: Its task instances record the sessions they create (``ownership.rules.CREATES_SESSIONS``).
+    records_arr_sessions = True
 
     def __init__(
         self,
@@ -125,7 +127,7 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
 
     def execute(self, context: Context) -> str:
         from airflow_provider_arr import ownership
-        from airflow_provider_arr.operators._owned import reconcile
+        from airflow_provider_arr.ownership.rules import reconcile
 
         try:  # everything that can be checked is checked before any HTTP; no retry fixes bad input
             dialect = self.hook.dialect
@@ -217,7 +219,7 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
         return session_id
 
     def _push_ready(self, context: Context, properties: dict[str, Any], seen_at: float) -> None:
-        from airflow_provider_arr.operators._owned import note_ready
+        from airflow_provider_arr.ownership.rules import note_ready
 
         ti = context["ti"]
         ti.xcom_push(key="session_properties", value=properties)
@@ -374,10 +376,16 @@ class RemoteRenderingStopSessionOperator(RemoteRenderingBaseOperator):
         self.create_task_id = create_task_id
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_arr.operators._owned import stop_as_teardown
+        from airflow_provider_arr.ownership.indexes import map_index_of
+        from airflow_provider_arr.ownership.rules import create_task_of
+        from airflow_provider_arr.ownership.teardown import stop_as_teardown
 
         given = (
             self.session_id is not None or self.create_task_id is None
         )  # None: the create returned nothing
         session_id = self._checked_session_id(self.session_id) if given else None
-        return stop_as_teardown(self, context.get("ti"), session_id)
+        ti = context.get("ti")
+        create_task_id = self.create_task_id
+        if create_task_id is None and ti is not None and map_index_of(ti) >= 0:
+            create_task_id = create_task_of(self)  # a mapped stop: its value is a plain string by now
+        return stop_as_teardown(self.hook, self.log, ti, session_id, create_task_id)

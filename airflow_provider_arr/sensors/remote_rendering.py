@@ -66,6 +66,7 @@ class RemoteRenderingSessionReadySensor(RemoteRenderingBaseSensor):
             **kwargs,
         )
         self.session_id = session_id
+        self._own: str | None = None  # the session of this map index, once found (see _session_id)
 
     validate_event = staticmethod(validate_event)
 
@@ -74,20 +75,28 @@ class RemoteRenderingSessionReadySensor(RemoteRenderingBaseSensor):
         from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger
 
         return RemoteRenderingSessionTrigger(
-            session_id=self._session_id(),
+            session_id=self._own or self._session_id(),
             arr_conn_id=self.arr_conn_id,
             poll_interval=float(self.poke_interval),
             end_time=end_time,
         )
 
-    def _session_id(self) -> str:
+    def _session_id(self, context: Context | None = None) -> str:
+        """The session to wait for: the one given, or, mapped, this map index's own (see ``ownership``)."""
         try:
-            return self.hook.dialect.check_session_id(self.session_id)
+            given = self.hook.dialect.check_session_id(self.session_id)
         except ArrInputError as error:
             raise AirflowFailException(str(error)) from None
+        if context is None:
+            return given
+        from airflow_provider_arr.ownership.rules import create_task_of
+        from airflow_provider_arr.ownership.teardown import own_session
+
+        self._own = own_session(context.get("ti"), create_task_of(self), given, self.log)
+        return self._own
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        session_id = self._session_id()
+        session_id = self._own or self._session_id(context)
         try:
             properties = self.hook.get_session(session_id)
         except RemoteRenderingSessionNotFoundError as error:
@@ -110,7 +119,7 @@ class RemoteRenderingSessionReadySensor(RemoteRenderingBaseSensor):
 
     def _ready(self, context: Context, properties: SessionProperties, seen_at: float) -> None:
         """Note the ARR Inspector link, and when the session was seen Ready for its billed time."""
-        from airflow_provider_arr.operators._owned import create_task_of, note_ready
+        from airflow_provider_arr.ownership.rules import create_task_of, note_ready
 
         note_link(self, RemoteRenderingInspectorLink, properties.arr_inspector_url)
         note_ready(context.get("ti"), create_task_of(self), properties.session_id, seen_at, self.log)

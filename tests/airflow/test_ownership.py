@@ -153,9 +153,15 @@ class Janitor(RemoteRenderingSessionJanitorOperator):
 
     finished: dict[str, bool] = {}
 
-    def owner_finished(self, owner):
+    def owner_verdict(self, owner):
+        from airflow_provider_arr.ownership.evidence import Verdict
+
         done = self.finished.get(owner.run_id, False)
-        return done, "belongs to a DAG run that is failed" if done else "is still running"
+        return (
+            Verdict("finished", "belongs to a DAG run that is failed")
+            if done
+            else Verdict("in_use", "running")
+        )
 
 
 def started_by(emu, run_id: str) -> str:

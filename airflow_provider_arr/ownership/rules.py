@@ -1,7 +1,8 @@
-"""What the create operator, the stop teardown and the janitor do with ownership records.
+"""What the create operator, the stop teardown, the sensor and the janitor do with ownership records.
 
 Every function takes the hook and a logger, reads or writes one :class:`OwnershipRecord`, and never
-leaves two sessions alive for one task instance. See :mod:`airflow_provider_arr.ownership`.
+leaves two sessions alive for one task instance. The rules are written in
+:mod:`airflow_provider_arr.ownership`; the evidence they need is read by :mod:`.evidence`.
 """
 
 from __future__ import annotations
@@ -10,17 +11,17 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException
-
-from airflow_provider_arr import ownership
 from airflow_provider_arr.exceptions import RemoteRenderingSessionNotFoundError
 from airflow_provider_arr.models import BilledTime, SessionProperties, SessionStatus
+from airflow_provider_arr.ownership import records as ownership
 
 if TYPE_CHECKING:
     from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
-    from airflow_provider_arr.operators.remote_rendering import RemoteRenderingStopSessionOperator
-    from airflow_provider_arr.ownership import OwnershipRecord
+    from airflow_provider_arr.ownership.records import OwnershipRecord
 
+#: The class attribute that marks an operator whose task instances record the sessions they create
+#: (``RemoteRenderingCreateSessionOperator``): how this layer recognises one without importing it.
+CREATES_SESSIONS = "records_arr_sessions"
 #: Outcomes of a stop after which the session no longer needs to be in a record.
 ENDED = frozenset({"Stopped", "Expired", "Error", "NotFound"})
 
@@ -138,8 +139,6 @@ def create_task_of(task: Any) -> str | None:
     How a mapped sensor or stop (``.expand(session_id=create.output)``), whose ``session_id`` is a plain
     string by the time it runs, finds the create task instance whose record holds its session.
     """
-    from airflow_provider_arr.operators.remote_rendering import RemoteRenderingCreateSessionOperator
-
     try:
         upstream_tasks = list(task.upstream_list)
     except (AttributeError, RuntimeError):  # not in a DAG (an operator run on its own, in a test)
@@ -147,7 +146,7 @@ def create_task_of(task: Any) -> str | None:
     found = []
     for upstream in upstream_tasks:
         cls = getattr(upstream, "operator_class", None) or type(upstream)  # a MappedOperator names its class
-        if isinstance(cls, type) and issubclass(cls, RemoteRenderingCreateSessionOperator):
+        if isinstance(cls, type) and getattr(cls, CREATES_SESSIONS, False):
             found.append(upstream.task_id)
     return found[0] if len(found) == 1 else None
 
@@ -190,69 +189,3 @@ def billed_time(
     if ready_at.tzinfo is None:  # written by hand or by something else: read it as UTC, as we write it
         ready_at = ready_at.replace(tzinfo=UTC)
     return BilledTime(session_id, ready_at, stopped_at)
-
-
-def stop_as_teardown(operator: RemoteRenderingStopSessionOperator, ti: Any, session_id: str | None) -> str:
-    """The stop operator's work: the session given first, then what its create task recorded.
-
-    Logs and pushes (XCom ``billed_time``) the billed time of the session stopped; returns the
-    outcome the operator documents. A record that cannot be read fails the task, after the stop.
-    """
-    hook, log = operator.hook, operator.log
-    owner, record, unreadable = _teardown_record(operator, ti, session_id)
-    outcome = "NotFound"
-    billed = None
-    if session_id is not None:  # first, whatever the record says: this is the session we were given
-        result = hook.end_session(session_id)
-        outcome = result.outcome
-        billed = billed_time(record, session_id, result.stopped_at)
-        if billed is not None:
-            log.info("%s", billed.describe())
-    if unreadable is not None:
-        raise AirflowException(
-            f"The ownership record of {owner} cannot be read ({unreadable}): the sessions it holds "
-            "were not stopped; the session janitor reports unattributed sessions"
-        ) from None
-    if owner is not None and record is None and session_id is None:
-        log.info("Task %s recorded no session; nothing to stop", owner)
-    if owner is not None and record is not None:
-        if session_id is not None and outcome in ENDED:
-            record.forget(session_id)
-        outcomes, recorded_billed = stop_recorded(hook, record, log)
-        if outcomes:
-            log.info(
-                "Sessions recorded for %s: %s", owner, ", ".join(f"{k} {v}" for k, v in outcomes.items())
-            )
-        if session_id is None and outcomes:
-            outcome = list(outcomes.values())[-1]
-        billed = billed or (recorded_billed[-1] if recorded_billed else None)
-    if billed is not None and ti is not None:
-        ti.xcom_push(key="billed_time", value=billed.to_dict())
-    return outcome
-
-
-def _teardown_record(
-    operator: RemoteRenderingStopSessionOperator, ti: Any, session_id: str | None
-) -> tuple[ownership.Owner | None, OwnershipRecord | None, Exception | None]:
-    """The create task instance whose record the stop uses, its record, and why it could not be read.
-
-    Named by ``create_task_id`` (or ``session_id=create.output``); for a mapped stop, whose
-    ``session_id`` was a plain string by the time it ran, the one create task upstream, if its record
-    holds ``session_id``. A record that cannot be read is returned as the error, so that the session
-    given is still stopped first.
-    """
-    create_task_id, derived = operator.create_task_id, False
-    if ti is None:  # run outside Airflow (a unit test): no task instance, no record
-        return None, None, None
-    if create_task_id is None and getattr(ti, "map_index", -1) >= 0:
-        create_task_id, derived = create_task_of(operator), True
-    if create_task_id is None:
-        return None, None, None
-    owner = ownership.Owner.of(ti, create_task_id)
-    try:
-        record = ownership.load(owner)
-    except Exception as error:  # a damaged Variable must not keep the given session running
-        return owner, None, error
-    if derived and (record is None or session_id not in record.sessions):
-        return None, None, None  # that create did not record this session: not this stop's record
-    return owner, record, None

@@ -1,27 +1,6 @@
-"""Durable session ownership: which task instance started which session, kept outside the task process.
+"""The records themselves: who started which session, and where the records are kept.
 
-A session is billed until it stops, and a task process can die at any instant (SIGKILL, OOM, a lost
-pod) without running ``on_kill`` or ``except`` blocks. So the create operator writes what it is about to
-create **before** the create call is sent, and the session's id as soon as it is known, to a record that
-whoever comes next can read: the next try, a cleared re-run, the teardown (another task instance) and
-the session janitor (another DAG).
-
-Where the records live: **Airflow Variables**, one per create task instance, keyed
-``arr_session_owner__<hash of dag id, run id, task id, map index>``. They go through the Task SDK to the
-API server and the metadata database, survive every try and a clear, can be read by any task, and can be
-enumerated by prefix (``Variable.keys``, Airflow 3.3+) by the janitor. ``context["task_state_store"]``
-(3.3) was the other candidate; it is scoped to one task instance (``ti:self``), so the teardown and the
-janitor could not read it. A record holds ids, the request and timestamps, never a secret.
-
-The record's JSON (``OwnershipRecord.to_json``)::
-
-    {"owner": {"dag_id", "run_id", "task_id", "map_index"}, "arr_conn_id", "account_id", "api_version",
-     "sessions": {"<id>": {"try": 2, "recorded_at": "<ISO time>"}},
-     "pending": {"try", "sent_at", "max_lease_time", "size", "before": ["<id>", ...]} | null,
-     "claimed_by_try": 2, "kill_stopped": {"<id>": 1}}
-
-``pending`` is a v1 create whose answer is not known yet (v1 ids are chosen by the service); on
-2021-01-01 the client names the session, so its id is recorded before the create is sent.
+See the package's docstring (:mod:`airflow_provider_arr.ownership`) for why and how.
 """
 
 from __future__ import annotations
