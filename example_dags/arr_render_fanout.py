@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param, TriggerRule, task
 
 from airflow_provider_arr.operators.remote_rendering import (
     RemoteRenderingCreateSessionOperator,
@@ -84,3 +84,4 @@ with DAG(
 
     render.expand(scene_and_session=scenes.zip(wait_ready.output)) >> stop
     stop.as_teardown(setups=create)
+    stop.trigger_rule = TriggerRule.ALL_DONE  # run even if every create index failed

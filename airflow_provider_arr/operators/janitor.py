@@ -130,7 +130,8 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
         for record in records:
             verdict = self.owner_verdict(record.owner)
             if verdict.finished and record.pending is not None and not self.only_report:
-                resolve_pending(hook, record, self.log, listed.values())
+                others = {sid for other in records if other is not record for sid in other.sessions}
+                resolve_pending(hook, record, self.log, listed.values(), others)
             for session_id in list(record.sessions):
                 session = listed.get(session_id)
                 if session is None or not session.status.is_active:

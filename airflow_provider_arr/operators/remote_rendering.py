@@ -137,6 +137,9 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
         except ArrInputError as error:
             raise AirflowFailException(str(error)) from None
         ti = context["ti"]
+        # A value for every index that ran, even one that fails: Airflow expands `.expand(session_id=
+        # create.output)` over these by position, and an index with none would shift every later one.
+        ti.xcom_push(key="return_value", value=None)
         try_number = int(getattr(ti, "try_number", 1) or 1)
         owner = ownership.Owner.of(ti)
         record = ownership.load(owner) or ownership.OwnershipRecord(
@@ -152,6 +155,7 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
         elif session_id is None:
             session_id = _create.create_v1(self, record, try_number, (lease, size, models))
         context["ti"].xcom_push(key="session_id", value=session_id)
+        context["ti"].xcom_push(key="return_value", value=session_id)  # a failed wait still names it
         if not self.wait_for_ready:
             return session_id
         if self.deferrable:
@@ -380,12 +384,10 @@ class RemoteRenderingStopSessionOperator(RemoteRenderingBaseOperator):
         from airflow_provider_arr.ownership.rules import create_task_of
         from airflow_provider_arr.ownership.teardown import stop_as_teardown
 
-        given = (
-            self.session_id is not None or self.create_task_id is None
-        )  # None: the create returned nothing
-        session_id = self._checked_session_id(self.session_id) if given else None
         ti = context.get("ti")
         create_task_id = self.create_task_id
         if create_task_id is None and ti is not None and map_index_of(ti) >= 0:
             create_task_id = create_task_of(self)  # a mapped stop: its value is a plain string by now
+        given = self.session_id is not None or create_task_id is None  # None: the create returned nothing
+        session_id = self._checked_session_id(self.session_id) if given else None
         return stop_as_teardown(self.hook, self.log, ti, session_id, create_task_id)

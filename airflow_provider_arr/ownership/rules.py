@@ -31,6 +31,7 @@ def resolve_pending(
     record: OwnershipRecord,
     log: Any,
     listed: Iterable[SessionProperties] | None = None,
+    claimed: Iterable[str] = (),
 ) -> None:
     """
     Settle a v1 create whose answer never reached its try: find the session it started, if any.
@@ -40,11 +41,14 @@ def resolve_pending(
     they are named in the log and left to the janitor's report, never stopped on a guess.
 
     :param listed: the account's sessions, if the caller has just listed them (else they are listed).
+    :param claimed: sessions that other records name (the siblings of a mapped create, every record for
+        the janitor): never this create's, so a fan-out's identical creates can still be told apart.
     """
     pending = record.pending
     if pending is None:
         return
-    found = pending.matching(hook.list_sessions() if listed is None else listed, record.sessions)
+    known = set(record.sessions) | set(claimed)
+    found = pending.matching(hook.list_sessions() if listed is None else listed, known)
     if len(found) == 1:
         record.add(found[0].session_id, pending.try_number)
         log.warning(
@@ -111,13 +115,14 @@ def reconcile(hook: RemoteRenderingHook, record: OwnershipRecord, size: str, log
 
 
 def stop_recorded(
-    hook: RemoteRenderingHook, record: OwnershipRecord, log: Any
+    hook: RemoteRenderingHook, record: OwnershipRecord, log: Any, claimed: Iterable[str] = ()
 ) -> tuple[dict[str, str], list[BilledTime]]:
     """Stop every session a record holds (after settling a pending v1 create).
 
+    :param claimed: sessions other records name (see :func:`resolve_pending`).
     :return: each session's outcome, and the billed time of each one stopped here that was Ready.
     """
-    resolve_pending(hook, record, log)
+    resolve_pending(hook, record, log, claimed=claimed)
     outcomes: dict[str, str] = {}
     billed_times: list[BilledTime] = []
     for session_id in list(record.sessions):

@@ -37,6 +37,8 @@ class _Plan:
     records: dict[int, OwnershipRecord | None] = field(default_factory=dict)
     unreadable: dict[int, str] = field(default_factory=dict)
     indexes: CreateIndexes | None = None
+    #: Sessions that the records of the create's other map indexes name.
+    claimed: set[str] = field(default_factory=set)
 
     def holding(self, session_id: str) -> int | None:
         """The handled index whose record names ``session_id``."""
@@ -171,6 +173,14 @@ def _plan(ti: Any, create_task_id: str) -> _Plan:
             plan.records[i] = load(Owner(ti.dag_id, ti.run_id, create_task_id, i))
         except Exception as error:  # a damaged Variable: keep what it holds, never guess
             plan.unreadable[i] = type(error).__name__
+    if any(record is not None and record.pending is not None for record in plan.records.values()):
+        for i in indexes.mapped:  # a pending v1 create is told apart from its siblings by their records
+            if i not in handled:
+                try:
+                    sibling = load(Owner(ti.dag_id, ti.run_id, create_task_id, i))
+                except Exception:
+                    continue
+                plan.claimed |= set(sibling.sessions) if sibling is not None else set()
     return plan
 
 
@@ -205,7 +215,13 @@ def _stop_records(
             if verdict.kind == "unknown":
                 kept.append(f"{record.owner}: {verdict.reason}")
             continue
-        done, times = stop_recorded(hook, record, log)
+        others = plan.claimed | {
+            sid
+            for other in plan.records.values()
+            if other is not None and other is not record
+            for sid in other.sessions
+        }
+        done, times = stop_recorded(hook, record, log, others)
         if done:
             log.info(
                 "Sessions recorded for %s: %s", record.owner, ", ".join(f"{k} {v}" for k, v in done.items())

@@ -9,7 +9,8 @@ Requests: ``{"command": "import-check"}`` or
 ``{"command": "run", "dag_id": ..., "conf": {...}, "deferrable": bool, "output_dir": path}``, with
 optional ``"env": {...}`` (set before the run), ``"task_overrides": {task_id: {attribute: value}}``
 (set on the tasks after the deferrable switch, e.g. a sensor's ``timeout``) and ``"inspect": true``
-(the result then also holds every XCom and rendered template field of the run, as JSON text).
+(the result then also holds every XCom and rendered template field of the run, as JSON text), and
+``"dag_folder"`` (a folder of test DAGs instead of ``example_dags/``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def run(
     env: dict[str, str],
     task_overrides: dict[str, dict[str, Any]] | None = None,
     inspect_run: bool = False,
+    dag_folder: str | None = None,
 ) -> dict[str, Any]:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import BaseOperator
@@ -68,7 +70,7 @@ def run(
 
     RemoteRenderingSessionTrigger.run = counting_run  # type: ignore[method-assign]
     try:
-        dag = DagBag(dag_folder=str(EXAMPLE_DAGS)).dags[dag_id]
+        dag = DagBag(dag_folder=dag_folder or str(EXAMPLE_DAGS)).dags[dag_id]
         for task in dag.tasks:  # switch every waiting task between deferrable and blocking
             if isinstance(task, BaseOperator):
                 if hasattr(task, "deferrable"):
@@ -141,6 +143,7 @@ def main() -> None:
                     request.get("env", {}),
                     request.get("task_overrides"),
                     request.get("inspect", False),
+                    request.get("dag_folder"),
                 )
         except Exception as error:
             result = {"exception": f"{type(error).__name__}: {error}"}

@@ -69,19 +69,23 @@ class DagRunner:
             self.process.wait()
 
 
-@pytest.fixture(scope="module")
-def dag_runner(shared_emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagRunner]:
-    home = tmp_path_factory.mktemp("airflow-home")
+def start_runner(emulator: Any, home: Path, dags_folder: Path = EXAMPLE_DAGS) -> DagRunner:
+    """A DAG runner child with a throwaway Airflow home, its connection pointing at ``emulator``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ARR_"))}
-    env |= shared_emulator.env(**FAST_RETRIES) | {
+    env |= emulator.env(**FAST_RETRIES) | {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "ARR_EXAMPLE_POLL_INTERVAL": "0.1",
         "PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
     }
-    runner = DagRunner(env)
+    return DagRunner(env)
+
+
+@pytest.fixture(scope="module")
+def dag_runner(shared_emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagRunner]:
+    runner = start_runner(shared_emulator, tmp_path_factory.mktemp("airflow-home"))
     yield runner
     runner.close()
 
