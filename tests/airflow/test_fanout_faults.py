@@ -60,4 +60,5 @@ def test_no_session_is_left_running_whichever_indexes_fail(emu, runner, tmp_path
     left = [(s.session_id, s.status) for s in sessions if s.status in ("Starting", "Ready")]
     assert left == [], f"left running: {left}; tasks: {result['tasks']}"
     stops = [state for task_id, _, state in result["tasks"] if task_id == "stop"]
-    assert stops and all(state.endswith("success") for state in stops), result["tasks"]
+    assert stops, result["tasks"]
+    assert all(state.endswith("success") for state in stops), result["tasks"]

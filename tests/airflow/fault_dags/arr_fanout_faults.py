@@ -1,6 +1,6 @@
 """A flat fan-out (as ``arr_render_fanout``) whose mapped indexes fail where the run's conf says.
 
-conf: ``{"scenes": [...], "fail": {"create": [i, ...], "create_lost": [...], "ready": [...], "render": [...]}}``
+conf: ``{"scenes": [...], "fail": {"create": [i, ...], "create_lost": [...], "ready": [...], ...}}``
 - ``create``: the create of index i fails after the service started its session (the id is recorded);
 - ``create_lost``: its create call's answer is lost after the service acted (v1: a pending record only);
 - ``ready``, ``render``: the Ready sensor, or the render, of map index i fails.
