@@ -26,6 +26,9 @@ CASES = {
     "create-answer-lost-1-of-3": (3, {"create_lost": [1]}),
     "create-answer-lost-and-create-fails": (4, {"create_lost": [0], "create": [2]}),
     "ready-0-render-2": (3, {"ready": [0], "render": [2]}),
+    "unpushed-1-of-3 (values shift)": (3, {"unpushed": [1]}),
+    "unpushed-0-and-3-of-4 (values shift, the last has no stop index)": (4, {"unpushed": [0, 3]}),
+    "unpushed-0-create-2-of-3": (3, {"unpushed": [0], "create": [2]}),
     "create-1-ready-1": (3, {"create": [1], "ready": [1]}),
 }
 

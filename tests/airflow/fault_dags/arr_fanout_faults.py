@@ -3,6 +3,8 @@
 conf: ``{"scenes": [...], "fail": {"create": [i, ...], "create_lost": [...], "ready": [...], ...}}``
 - ``create``: the create of index i fails after the service started its session (the id is recorded);
 - ``create_lost``: its create call's answer is lost after the service acted (v1: a pending record only);
+- ``unpushed``: the create of index i dies after its session started and was recorded, before any XCom
+  (so every later value shifts by one position);
 - ``ready``, ``render``: the Ready sensor, or the render, of map index i fails.
 Airflow then expands the mapped sensor and stop over the create's return values by position.
 """
@@ -36,6 +38,8 @@ class FaultyCreate(RemoteRenderingCreateSessionOperator):
     """The create, failing where the conf says."""
 
     def execute(self, context: Any) -> str:
+        if _failing(context, "unpushed"):  # killed after its session started, before any XCom
+            self._start_unpushed(context)
         if _failing(context, "create_lost"):
             sent = self.hook.create_session
 
@@ -48,6 +52,18 @@ class FaultyCreate(RemoteRenderingCreateSessionOperator):
         if _failing(context, "create"):
             raise AirflowFailException(f"create fails after starting session {session_id}")
         return session_id
+
+    def _start_unpushed(self, context: Any) -> None:
+        """What a try killed at the worst instant leaves: a started session, its record, no XCom."""
+        from airflow_provider_arr import ownership
+        from airflow_provider_arr.operators.remote_rendering import task_instance_session_id
+
+        owner = ownership.Owner.of(context["ti"])
+        record = ownership.OwnershipRecord(owner, self.arr_conn_id, self.hook.dialect.api_version)
+        named = task_instance_session_id(context) if self.hook.dialect.client_names_sessions else None
+        record.add(self.hook.create_session("1:00:00", session_id=named), 1)
+        ownership.save(record)
+        raise AirflowFailException("killed before any XCom")
 
 
 class FaultySensor(RemoteRenderingSessionReadySensor):
