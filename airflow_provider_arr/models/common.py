@@ -107,12 +107,30 @@ def format_timespan(value: timedelta) -> str:
     return sign + text
 
 
+#: Why a number arrives where text was meant, and what to do (rule 9 of issue #18: accept what is clear,
+#: refuse with the reason what is not).
+NATIVE_NUMBER_HINT = (
+    "A DAG with render_template_as_native_obj=True turns a template that renders only digits into a number "
+    "(leading zeros lost); render it as text (e.g. '{{ value | string }}') or pass the value itself"
+)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def validate_lease(value: Any, field: str = "max_lease_time") -> timedelta:
     """Check a lease given as a ``timedelta`` or a TimeSpan string: more than zero and at most 24 hours.
 
     :param value: the lease as given by the user.
     :param field: the parameter name used in the error message.
     """
+    if _is_number(value):
+        raise ArrInputError(
+            field,
+            f"got the number {value!r}, which has no unit; give '1:00:00' or a timedelta. "
+            + NATIVE_NUMBER_HINT,
+        )
     if isinstance(value, timedelta):
         lease = value
     elif isinstance(value, str):
@@ -155,6 +173,10 @@ def validate_session_id(value: Any, field: str = "session_id", api_version: str 
     :param field: the parameter name used in the error message.
     :param api_version: the dialect whose rules apply.
     """
+    if isinstance(value, uuid.UUID):  # a GUID object (e.g. from a Python callable): its meaning is clear
+        value = str(value)
+    if _is_number(value):
+        raise ArrInputError(field, f"got the number {value!r}, not text. {NATIVE_NUMBER_HINT}")
     if api_version == API_2021:
         if not isinstance(value, str) or not _SESSION_ID_2021.match(value):
             raise ArrInputError(

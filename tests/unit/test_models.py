@@ -104,7 +104,7 @@ def test_validate_lease_accepts_both_forms():
         (timedelta(minutes=-5), "longer than zero"),
         (timedelta(0), "longer than zero"),
         (None, "got NoneType"),
-        (3600, "got int"),
+        (3600, "got the number 3600, which has no unit"),
     ],
 )
 def test_validate_lease_rejects_with_field_name(value, problem):
@@ -122,7 +122,7 @@ def test_validate_size():
             validate_size(bad)
 
 
-@pytest.mark.parametrize("bad", ["../../token", "", "abc", None, "e13d2c44-63e0-4591-991e-f9e05e599a9", 7])
+@pytest.mark.parametrize("bad", ["../../token", "", "abc", None, "e13d2c44-63e0-4591-991e-f9e05e599a9"])
 def test_validate_session_id_rejects(bad):
     with pytest.raises(ArrInputError, match="session_id: must be a session GUID"):
         validate_session_id(bad)
@@ -275,3 +275,31 @@ def test_billed_time_reads_as_the_stop_log_line_and_as_xcom():
     }
     # clocks of two processes may disagree by a little: never a negative bill
     assert BilledTime("s1", ready_at, ready_at - timedelta(seconds=1)).seconds == 0
+
+
+@pytest.mark.parametrize("api_version", ["v1", "2021-01-01"])
+@pytest.mark.parametrize("value", [12, 0, 1.5, 10**30, -3])
+def test_a_session_id_rendered_as_a_number_is_refused_with_the_reason(api_version, value):
+    from airflow_provider_arr.models import ArrInputError
+    from airflow_provider_arr.models.common import validate_session_id
+
+    with pytest.raises(ArrInputError, match=r"^session_id: got the number .*render_template_as_native_obj"):
+        validate_session_id(value, api_version=api_version)
+
+
+@pytest.mark.parametrize("api_version", ["v1", "2021-01-01"])
+def test_a_session_guid_object_is_read_as_its_text(api_version):
+    import uuid
+
+    from airflow_provider_arr.models.common import validate_session_id
+
+    guid = uuid.UUID("e13d2c44-63e0-4591-991e-f9e05e599a93")
+    assert validate_session_id(guid, api_version=api_version) == str(guid)
+
+
+@pytest.mark.parametrize("value", [3600, 1, 0, 2.5])
+def test_a_lease_rendered_as_a_number_is_refused_with_the_reason(value):
+    from airflow_provider_arr.models import ArrInputError, validate_lease
+
+    with pytest.raises(ArrInputError, match=r"^max_lease_time: got the number .* no unit"):
+        validate_lease(value)
