@@ -142,8 +142,18 @@ class RemoteRenderingSessionTrigger(BaseTrigger):
             )
             return
         try:
-            if await self._taken_over():
-                return
+            taken_over = await self._taken_over()
+        except Exception as error:  # no positive evidence that nobody else uses it: keep it
+            self.log.warning(
+                "Task killed; the ownership record of session %s could not be read (%s), so it is kept; the "
+                "teardown or the session janitor decides",
+                self.session_id,
+                type(error).__name__,
+            )
+            return
+        if taken_over:
+            return
+        try:
             self.log.info("Task killed while waiting; stopping session %s", self.session_id)
             await asyncio.wait_for(self._stop_session(), timeout=STOP_ON_KILL_TIMEOUT)
         except TimeoutError:

@@ -145,3 +145,70 @@ def test_the_teardown_stops_what_a_record_holds_only_once_the_create_try_is_over
     else:
         stop.execute(context)
     assert (session_id in active(emu)) is expected.startswith("kept")
+
+
+class FailingLedger:
+    """A ledger whose reads fail (the API server blinked) or return what is given."""
+
+    def __init__(self, inner: Any, answer: Any) -> None:
+        self.inner, self.answer = inner, answer
+
+    def get(self, key: str) -> str | None:
+        if isinstance(self.answer, type) and issubclass(self.answer, BaseException):
+            raise self.answer("read failed")
+        return self.answer if isinstance(self.answer, str) else self.inner.get(key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+#: What the killed trigger reads of its create's record -> whether it stops the session.
+ON_KILL = {
+    "record read fails": (Blink, True),
+    "record read times out": (TimeoutError, True),
+    "record is not JSON": ("{not json", True),
+    "record is JSON of something else": ('{"owner": 3}', True),
+    "record claimed by a newer try": ("newer", True),
+    "record is this try's": (None, False),
+}
+
+
+@pytest.mark.parametrize("row", list(ON_KILL))
+async def test_a_killed_trigger_stops_only_when_the_record_says_the_session_is_still_its_own(
+    emu, dialect, row
+):
+    import time
+
+    from airflow_provider_arr import ownership
+    from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger
+
+    answer, kept = ON_KILL[row]
+    session_id = await asyncio_to_thread(started, emu)
+    owner = ownership.Owner.of(FakeTaskInstance("create"))
+    if answer == "newer":
+        record = ownership.load(owner)
+        record.claimed_by_try = 2
+        ownership.save(record)
+        answer = None
+    store = ownership.ledger()
+    ownership.use_ledger(FailingLedger(store, answer))
+    try:
+        trigger = RemoteRenderingSessionTrigger(
+            session_id,
+            "arr_default",
+            0.05,
+            time.time() + 5,
+            stop_on_kill=True,
+            owner_key=owner.key,
+            owner_try=1,
+        )
+        await trigger.on_kill()
+    finally:
+        ownership.use_ledger(store)
+    assert (session_id in active(emu)) is kept
+
+
+async def asyncio_to_thread(function: Any, *args: Any) -> Any:
+    import asyncio
+
+    return await asyncio.to_thread(function, *args)
