@@ -60,7 +60,7 @@ def test_template_fields():
 def test_create_without_wait_returns_the_id_at_once(emu, context, ti):
     session_id = create_op(size="Premium", models=["https://x/a.arrAsset"]).execute(context)
 
-    assert ti.xcom == {"session_id": session_id}
+    assert ti.xcom == {"session_id": session_id, "return_value": session_id}  # pushed before any wait
     record = session(emu, session_id)
     assert (record.status, record.size, record.models) == ("Starting", "Premium", ("https://x/a.arrAsset",))
     assert record.max_lease_time == timedelta(hours=1)
