@@ -74,11 +74,13 @@ async def test_a_hung_list_holds_no_wait_past_its_deadline(emu, monkeypatch, han
     emu.state.add_fault("list", **({"count": 50} | hang))
     started = time.monotonic()
 
-    events = await asyncio.gather(*(only_event(trigger_for(s, timeout=1.0)) for s in sessions))
+    events = await asyncio.gather(*(only_event(trigger_for(s, timeout=2.0)) for s in sessions))
 
-    assert time.monotonic() - started < BOUND
+    assert time.monotonic() - started < BOUND + 1.0
     assert {(event["status"], event["last_status"]) for event in events} == {("timeout", "Starting")}
-    assert all("did not answer by the deadline" in event["message"] for event in events)
+    # The poll in flight at the deadline was abandoned (unless a loaded machine answered the first
+    # poll only after the deadline: then that answer ended the wait, as in time).
+    assert all("when the wait timed out" in event["message"] for event in events)
 
 
 @pytest.mark.parametrize(("loop", "pages"), [("self", 2), ("cycle", 2), ("cycle", 4)])
