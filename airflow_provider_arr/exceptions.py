@@ -113,6 +113,13 @@ def _rebuild(cls: type[RemoteRenderingError], *args: object) -> RemoteRenderingE
     )
 
 
+class RemoteRenderingDeadlineError(RemoteRenderingError):
+    """A call was abandoned, still in flight, at the deadline of the wait it served (issue 18, rule 3).
+
+    A wait turns it into :class:`RemoteRenderingWaitTimeoutError` with what it last knew.
+    """
+
+
 class RemoteRenderingWaitError(AirflowException):
     """A wait for Ready ended without Ready; ``properties`` is the session's last known state.
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_arr.emulator.faults import FAULT_ACTIONS, OPERATIONS
+from airflow_provider_arr.emulator.oddities import FOREIGN_KINDS, LINK_LOOPS, LINK_SPELLINGS, LIST_RESOURCES
 from airflow_provider_arr.emulator.server import (
     CONN_TYPE,
     EmulatorServer,
@@ -95,6 +96,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--chaos-seed", type=int, help="seed of the chaos mode's random choices, for a reproducible run"
     )
+    parser.add_argument(
+        "--foreign-item",
+        action="append",
+        default=[],
+        type=parse_foreign_item,
+        metavar="KIND[:RESOURCE[:COUNT]]",
+        help="put COUNT (default 1) items of no client at the start of every list answer of RESOURCE "
+        "(sessions, the default, or conversions), on both dialects; KIND is one of "
+        f"{', '.join(FOREIGN_KINDS)} "
+        "(unknown_status reports 'Hibernating'; see EmulatorState.add_foreign_items). Repeatable.",
+    )
+    parser.add_argument(
+        "--next-link-loop",
+        action="append",
+        default=[],
+        type=parse_link_loop,
+        metavar="MODE[:RESOURCE[:PAGES[:SPELLING]]]",
+        help="make every list answer of RESOURCE (sessions or conversions) carry an @nextLink that never "
+        "ends the list, on both dialects: MODE self (the page itself), cycle (PAGES pages in a ring, "
+        "default 2) or endless (a new page each time); SPELLING exact, relative or upper_host "
+        "(see EmulatorState.loop_next_link).",
+    )
     parser.add_argument("--certfile", help="PEM certificate: serve https instead of http")
     parser.add_argument(
         "--keyfile", help="PEM private key of --certfile, unless the certificate file holds it"
@@ -129,6 +152,49 @@ def parse_fault(text: str) -> dict[str, Any]:
             raise argparse.ArgumentTypeError(f"{text!r}: COUNT must be a whole number of at least 1")
         arguments["count"] = int(parts[2])
     return arguments
+
+
+def parse_foreign_item(text: str) -> dict[str, Any]:
+    """Parse a ``--foreign-item`` value, ``KIND[:RESOURCE[:COUNT]]``, into ``add_foreign_items`` arguments.
+
+    :param text: e.g. ``unknown_status``, ``no_id:sessions:3`` or ``bad_types:conversions``.
+    :raises argparse.ArgumentTypeError: if it is not of that form.
+    """
+    parts = text.split(":")
+    count = parts[2] if len(parts) == 3 else "1"
+    if not 1 <= len(parts) <= 3 or parts[0] not in FOREIGN_KINDS or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected KIND[:RESOURCE[:COUNT]] with KIND one of {', '.join(FOREIGN_KINDS)}"
+        )
+    resource = parts[1] if len(parts) > 1 else "sessions"
+    if resource not in LIST_RESOURCES:
+        raise argparse.ArgumentTypeError(f"{text!r}: RESOURCE must be one of {', '.join(LIST_RESOURCES)}")
+    return {"kind": parts[0], "resource": resource, "count": int(count)}
+
+
+def parse_link_loop(text: str) -> dict[str, Any]:
+    """Parse a ``--next-link-loop`` value, ``MODE[:RESOURCE[:PAGES[:SPELLING]]]``, into ``loop_next_link``'s.
+
+    :param text: e.g. ``self``, ``cycle:sessions:3`` or ``self:conversions:2:upper_host``.
+    :raises argparse.ArgumentTypeError: if it is not of that form.
+    """
+    parts = text.split(":")
+    mode, resource, pages, spelling = (parts + ["sessions", "2", "exact"][len(parts) - 1 :])[:4]
+    if (
+        len(parts) > 4
+        or mode not in LINK_LOOPS
+        or resource not in LIST_RESOURCES
+        or not pages.isdigit()
+        or int(pages) < 2
+        or spelling not in LINK_SPELLINGS
+    ):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected MODE[:RESOURCE[:PAGES[:SPELLING]]] with MODE one of "
+            f"{', '.join(LINK_LOOPS)}, "
+            f"RESOURCE one of {', '.join(LIST_RESOURCES)}, PAGES at least 2, SPELLING one of "
+            f"{', '.join(LINK_SPELLINGS)}"
+        )
+    return {"mode": mode, "resource": resource, "pages": int(pages), "spelling": spelling}
 
 
 def banner(url: str, state: EmulatorState, certfile: str | None = None) -> str:
@@ -201,6 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     state.conversion_delay = max(args.conversion_delay, 0.0)
     for fault in args.fault:
         state.add_fault(**fault)
+    for foreign in args.foreign_item:
+        state.add_foreign_items(**foreign)
+    for loop in args.next_link_loop:
+        state.loop_next_link(**loop)
     if args.chaos_rate > 0:
         state.enable_chaos(rate=args.chaos_rate, seed=args.chaos_seed)
     try:

@@ -29,6 +29,7 @@ from airflow_provider_arr.emulator.conversions import (
 )
 from airflow_provider_arr.emulator.errors import EmulatorError
 from airflow_provider_arr.emulator.inbound import BadRequestError, read_json_object
+from airflow_provider_arr.emulator.oddities import list_body, shown
 from airflow_provider_arr.emulator.responses import json_response
 from airflow_provider_arr.emulator.state import EmulatorState
 
@@ -172,7 +173,8 @@ def build_conversion_router(state: EmulatorState) -> APIRouter:
         """A conversion's status: Running, Success or Failure (with an error)."""
 
         async def action() -> Response:
-            return json_response(v1_conversion_status(state.get_conversion(conversion_id, account_id)))
+            record = state.get_conversion(conversion_id, account_id)
+            return json_response(shown(state, v1_conversion_status(record)))
 
         return await V1_CONVERSION.serve(state, "conversion_properties", request, account_id, action)
 
@@ -196,7 +198,7 @@ def build_conversion_router(state: EmulatorState) -> APIRouter:
             # No conversion can have an invalid id: the document gives GET a 404 for it, not a 400.
             record = state.get_conversion(conversion_id, account_id)
             headers = {"Retry-After": str(record.retry_after)}
-            return json_response(conversion_object(record), 200, headers)
+            return json_response(shown(state, conversion_object(record)), 200, headers)
 
         return await V2021_CONVERSION.serve(state, "conversion_properties", request, account_id, action)
 
@@ -216,7 +218,7 @@ def build_conversion_router(state: EmulatorState) -> APIRouter:
                 token = base64.urlsafe_b64encode(next_after.encode()).decode("ascii").rstrip("=")
                 next_url = request.url.include_query_params(**{v2021.CONTINUATION_PARAMETER: token})
                 body["@nextLink"] = str(next_url)
-            return json_response(body)
+            return json_response(list_body(state, request.url, body, "conversions", "2021-01-01"))
 
         return await V2021_CONVERSION.serve(state, "conversion_list", request, account_id, action)
 

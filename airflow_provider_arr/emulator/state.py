@@ -7,8 +7,9 @@ transitions are computed lazily from timestamps of the injectable ``clock`` on e
 (:mod:`~airflow_provider_arr.emulator.records`), so no background thread is needed and a test can move
 time forward instead of sleeping. :class:`EmulatorState` is one object behind one lock; its accounts
 and tokens (:mod:`~airflow_provider_arr.emulator.accounts`), fault injection
-(:mod:`~airflow_provider_arr.emulator.faults`), counters (:mod:`~airflow_provider_arr.emulator.counters`)
-and conversions (:mod:`~airflow_provider_arr.emulator.conversions`) are written in modules of their own.
+(:mod:`~airflow_provider_arr.emulator.faults`), counters (:mod:`~airflow_provider_arr.emulator.counters`),
+conversions (:mod:`~airflow_provider_arr.emulator.conversions`) and odd answers (foreign list items,
+looping next links: :mod:`~airflow_provider_arr.emulator.oddities`) are written in modules of their own.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from airflow_provider_arr.emulator.faults import (
     Fault,
     FaultInjection,
 )
+from airflow_provider_arr.emulator.oddities import AnswerOddities
 from airflow_provider_arr.emulator.records import (
     MAX_LEASE_TIME,
     LiveSession,
@@ -91,7 +93,7 @@ __all__ = [
 ]
 
 
-class EmulatorState(AccountsAndTokens, FaultInjection, ConversionStore):
+class EmulatorState(AccountsAndTokens, FaultInjection, ConversionStore, AnswerOddities):
     """Everything the emulated service remembers, behind one lock.
 
     :param start_delay: seconds a new session stays ``Starting`` before it is ``Ready``.
@@ -134,6 +136,7 @@ class EmulatorState(AccountsAndTokens, FaultInjection, ConversionStore):
         self._init_counters()
         self._init_faults()
         self._init_conversions()
+        self._init_oddities()
         self.account_id, self.account_key = self.add_account(account_id, account_key)
 
     # ----------------------------------------------------------------------------------- sessions
@@ -387,13 +390,11 @@ class EmulatorState(AccountsAndTokens, FaultInjection, ConversionStore):
         return [record for record in self.sessions() if record.is_active]
 
     def reset(self) -> None:
-        """Forget sessions, conversions, faults (chaos too), pending start faults, counts and issued tokens.
-
-        Every token issued so far is revoked; accounts are kept.
-        """
+        """Forget sessions, conversions, faults (chaos, oddities too), counts and tokens; keep accounts."""
         with self._lock:
             self._sessions.clear()
             self._clear_conversions()
             self._clear_faults()
+            self._init_oddities()
             self._clear_counters()
             self._forget_tokens()

@@ -27,6 +27,7 @@ from airflow_provider_arr.emulator.errors import (
     SessionNotFoundError,
 )
 from airflow_provider_arr.emulator.inbound import SESSION_STATUS_HEADERS, BadRequestError, read_json_object
+from airflow_provider_arr.emulator.oddities import list_body, shown
 from airflow_provider_arr.emulator.records import SessionRecord, normalize_id
 from airflow_provider_arr.emulator.responses import ErrorShape, json_response
 from airflow_provider_arr.emulator.state import EmulatorState
@@ -113,8 +114,8 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
         """List the account's active sessions."""
 
         async def action() -> Response:
-            records = state.list_sessions(account_id)
-            return json_response({"sessions": [session_properties(record) for record in records]})
+            body = {"sessions": [session_properties(record) for record in state.list_sessions(account_id)]}
+            return json_response(list_body(state, request.url, body, "sessions", "v1"))
 
         return await V1.serve(state, "list", request, account_id, action)
 
@@ -127,7 +128,7 @@ def build_v1_router(state: EmulatorState) -> APIRouter:
 
         async def action() -> Response:
             record = state.get_session(_session_id(session_id), account_id)
-            return json_response(session_properties(record))
+            return json_response(shown(state, session_properties(record)))
 
         return await V1.serve(state, "properties", request, account_id, action)
 

@@ -36,6 +36,7 @@ from airflow_provider_arr.emulator.errors import (
     SessionNotFoundError,
 )
 from airflow_provider_arr.emulator.inbound import SESSION_STATUS_HEADERS, BadRequestError, read_json_object
+from airflow_provider_arr.emulator.oddities import list_body, shown
 from airflow_provider_arr.emulator.records import SessionRecord, SessionStatus
 from airflow_provider_arr.emulator.responses import NO_CACHE_HEADERS, ErrorShape, json_response
 from airflow_provider_arr.emulator.state import EmulatorState
@@ -217,7 +218,8 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
         """Return one session, also after it ended."""
 
         async def action() -> Response:
-            return json_response(session_object(state.get_session(_session_id(session_id), account_id)))
+            record = state.get_session(_session_id(session_id), account_id)
+            return json_response(shown(state, session_object(record)))
 
         return await V2021.serve(state, "properties", request, account_id, action)
 
@@ -259,7 +261,7 @@ def build_v2021_router(state: EmulatorState) -> APIRouter:
                     **{CONTINUATION_PARAMETER: _encode_continuation(next_after)}
                 )
                 body["@nextLink"] = str(next_url)
-            return json_response(body)
+            return json_response(list_body(state, request.url, body, "sessions", "2021-01-01"))
 
         return await V2021.serve(state, "list", request, account_id, action)
 

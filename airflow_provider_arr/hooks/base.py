@@ -18,7 +18,11 @@ from typing import Any, TypeVar
 import tenacity
 from airflow.sdk import BaseHook
 
-from airflow_provider_arr.exceptions import RemoteRenderingError, RemoteRenderingWaitCancelledError
+from airflow_provider_arr.exceptions import (
+    RemoteRenderingDeadlineError,
+    RemoteRenderingError,
+    RemoteRenderingWaitCancelledError,
+)
 from airflow_provider_arr.hooks import policy
 from airflow_provider_arr.hooks.dialects import Dialect, dialect_for
 from airflow_provider_arr.hooks.settings import ConnectionSettings, check_raw_extra
@@ -179,13 +183,21 @@ class RemoteRenderingBaseHook(BaseHook):
 
     # ---------------------------------------------------------------- the drivers
 
-    def _run(self, steps: Steps[T], cancel: threading.Event | None = None) -> T:
-        """Run a call's steps with the sync transport; a set ``cancel`` ends a pause at once."""
+    def _run(
+        self, steps: Steps[T], cancel: threading.Event | None = None, end_time: float | None = None
+    ) -> T:
+        """Run a call's steps with the sync transport.
+
+        :param cancel: once set, a pause or a request in flight ends at once (the wait is cancelled).
+        :param end_time: the deadline of the wait the steps are (UNIX time): a request still in flight
+            then is abandoned (see :func:`abandon_at`) and :class:`RemoteRenderingDeadlineError` is
+            thrown into the steps.
+        """
         outcome: _Outcome = (None, None)
         while not isinstance(step := _advance(steps, outcome), _Finished):
             outcome = (None, None)
             if not isinstance(step, Pause):
-                outcome = self._outcome(step)
+                outcome = self._bounded_outcome(step, cancel, end_time)
             elif cancel is None:
                 time.sleep(step.seconds)
             elif cancel.wait(step.seconds):
@@ -193,16 +205,54 @@ class RemoteRenderingBaseHook(BaseHook):
                 raise RemoteRenderingWaitCancelledError("The task was killed while it waited")
         return step.value
 
-    async def _arun(self, steps: Steps[T]) -> T:
-        """Run a call's steps with the async transport."""
+    async def _arun(self, steps: Steps[T], end_time: float | None = None) -> T:
+        """Run a call's steps with the async transport (cancel it by cancelling the task).
+
+        :param end_time: as for :meth:`_run`: a request in flight then is cancelled.
+        """
         outcome: _Outcome = (None, None)
         while not isinstance(step := _advance(steps, outcome), _Finished):
             outcome = (None, None)
             if isinstance(step, Pause):
                 await asyncio.sleep(step.seconds)
-            else:
+            elif end_time is None:
                 outcome = await self._aoutcome(step)
+            else:
+                try:
+                    async with asyncio.timeout(abandon_at(end_time) - time.time()):
+                        outcome = await self._aoutcome(step)
+                except TimeoutError:
+                    outcome = (None, _deadline_error(step, end_time))
         return step.value
+
+    def _bounded_outcome(
+        self, request: Request, cancel: threading.Event | None, end_time: float | None
+    ) -> _Outcome:
+        """One request; abandoned at the deadline or on ``cancel`` if it is still in flight.
+
+        A blocking ``requests`` call cannot be interrupted (and its retries may sleep): it runs on a daemon
+        thread, which is left to finish on its own, its answer unused.
+        """
+        if cancel is None and end_time is None:
+            return self._outcome(request)
+        result: list[_Outcome] = []
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                result.append(self._outcome(request))
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name=f"arr-{request.operation}", daemon=True).start()
+        give_up = abandon_at(end_time) if end_time is not None else None
+        while not done.wait(_SLICE if give_up is None else min(_SLICE, max(give_up - time.time(), 0.0))):
+            if cancel is not None and cancel.is_set():
+                raise RemoteRenderingWaitCancelledError("The task was killed while it waited")
+            if give_up is not None and time.time() >= give_up:
+                assert end_time is not None
+                return None, _deadline_error(request, end_time)
+        return result[0]
 
     def _outcome(self, request: Request) -> _Outcome:
         try:
@@ -290,6 +340,33 @@ class RemoteRenderingBaseHook(BaseHook):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+#: Seconds a request that began at (or just before) a wait's deadline, the wait's last look, may take.
+DEADLINE_GRACE = 2.0
+#: How often a sync wait looks at ``cancel`` and its deadline while a request is in flight.
+_SLICE = 0.05
+
+
+def abandon_at(end_time: float) -> float:
+    """When a request of a wait with deadline ``end_time`` is abandoned if it is still in flight.
+
+    **Every wait is bounded by time (issue 18, rule 3)**, also while a request is in flight: at its
+    deadline, or :data:`DEADLINE_GRACE` seconds after the request began if it began later than that
+    before the deadline (the last look a wait takes at its deadline). So no wait ends later than
+    ``end_time + DEADLINE_GRACE``, whatever the service does (hangs, retries, a page walk).
+
+    :param end_time: the wait's deadline (UNIX time).
+    """
+    return max(end_time, time.time() + DEADLINE_GRACE)
+
+
+def _deadline_error(request: Request, end_time: float) -> RemoteRenderingDeadlineError:
+    late = time.time() - end_time
+    return RemoteRenderingDeadlineError(
+        request.operation,
+        service_message=f"no answer by the wait's deadline (abandoned {max(late, 0.0):.1f} s after it)",
+    )
 
 
 def _without_retry_frames(error: RemoteRenderingError) -> RemoteRenderingError:

@@ -19,7 +19,7 @@ from airflow_provider_arr.exceptions import (
 )
 from airflow_provider_arr.hooks.policy import ResourceKind, parse_answer, parse_page
 from airflow_provider_arr.hooks.settings import ConnectionSettings
-from airflow_provider_arr.hooks.transport import Request, Response
+from airflow_provider_arr.hooks.transport import Logger, Request, Response
 from airflow_provider_arr.models import (
     API_2021,
     ArrInputError,
@@ -106,10 +106,12 @@ class ConversionDialect:
             request.operation, response, lambda data: self.parse_conversion(data, conversion_id)
         )
 
-    def conversion_page(self, response: Response) -> tuple[list[ConversionProperties], str | None]:
-        """One page of the conversion list, and the ``@nextLink`` if any."""
+    def conversion_page(
+        self, response: Response, log: Logger | None = None
+    ) -> tuple[list[ConversionProperties], str | None]:
+        """One page of the conversion list (items it cannot read skipped), and the ``@nextLink`` if any."""
         return parse_page(
-            "list_conversions", response, "conversions", lambda item: self.parse_conversion(item, "")
+            "list_conversions", response, "conversions", lambda item: self.parse_conversion(item, ""), log
         )
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionFailedError,
+    RemoteRenderingDeadlineError,
     RemoteRenderingError,
     RemoteRenderingWaitTimeoutError,
 )
@@ -27,6 +28,7 @@ from airflow_provider_arr.models import (
     ConversionSpec,
     ConversionStatus,
     check_conversion,
+    unknown_status_note,
 )
 
 __all__ = [
@@ -67,16 +69,23 @@ def get_steps(dialect: Dialect, conversion_id: str) -> Steps[ConversionPropertie
     return properties
 
 
-def list_steps(dialect: Dialect) -> Steps[list[ConversionProperties]]:
-    """List the account's conversions, following every ``@nextLink`` (2021-01-01 only)."""
+def list_steps(dialect: Dialect, log: Logger | None = None) -> Steps[list[ConversionProperties]]:
+    """List the account's conversions (2021-01-01 only), following each ``@nextLink`` in a ``PageWalk``.
+
+    :param log: where a warning about listed items this client cannot read (skipped) goes.
+    """
     conversions: list[ConversionProperties] = []
-    request: Request | None = dialect.conversion_list_request()
+    first = dialect.conversion_list_request()
+    walk = policy.PageWalk("list_conversions", first.url)
+    request: Request | None = first
     while request is not None:
         response = yield request
         assert response is not None
-        page, next_link = dialect.conversion_page(response)
+        page, next_link = dialect.conversion_page(response, log)
         conversions.extend(page)
         request = dialect.conversion_list_request(_same_origin(dialect, next_link)) if next_link else None
+        if request is not None:
+            walk.follow(request.url, response)
     return conversions
 
 
@@ -112,24 +121,43 @@ def wait_steps(
     :raises RemoteRenderingConversionFailedError: it ended Failed or Cancelled.
     :raises RemoteRenderingWaitTimeoutError: ``end_time`` passed while it ran (it goes on).
     """
+    properties: ConversionProperties | None = None
     while True:
-        properties, response = yield from read_steps(dialect, conversion_id)
-        log.info("Conversion %s is %s", conversion_id, properties.status.value)
+        try:
+            properties, response = yield from read_steps(dialect, conversion_id)
+        except RemoteRenderingDeadlineError as error:
+            raise RemoteRenderingWaitTimeoutError(
+                conversion_timeout_message(conversion_id, properties, error), properties
+            ) from None
+        log.info("Conversion %s is %s", conversion_id, properties.status_text)
         if properties.status == ConversionStatus.SUCCEEDED:
             return properties
         if properties.status.is_failed:
             raise RemoteRenderingConversionFailedError(
                 conversion_failed_message(properties, response.ms_cv), properties
             )
+        if properties.status == ConversionStatus.UNKNOWN:
+            note = unknown_status_note("Conversion", conversion_id, properties.status_text, response.ms_cv)
+            log.warning("%s", note)
         remaining = end_time - time.time()
         if remaining <= 0:
             raise RemoteRenderingWaitTimeoutError(
-                f"Conversion {conversion_id} was still {properties.status.value} when the wait timed out. "
-                + STILL_RUNNING,
-                properties,
+                conversion_timeout_message(conversion_id, properties), properties
             )
         hint = policy.retry_after(response.headers) or 0.0
         yield Pause(min(max(poll_interval, hint), remaining))
+
+
+def conversion_timeout_message(
+    conversion_id: str, properties: ConversionProperties | None, in_flight: Exception | None = None
+) -> str:
+    """Why a conversion wait timed out: its last status, the call in flight if one was, and what now."""
+    text = (
+        f"Conversion {conversion_id} was still {properties.status_text} when the wait timed out"
+        if properties is not None
+        else f"No status of conversion {conversion_id} was read before the wait timed out"
+    )
+    return (f"{text} ({in_flight})" if in_flight is not None else text) + ". " + STILL_RUNNING
 
 
 class RemoteRenderingConversionCalls(RemoteRenderingBaseHook):
@@ -222,11 +250,11 @@ class RemoteRenderingConversionCalls(RemoteRenderingBaseHook):
 
     def list_conversions(self) -> list[ConversionProperties]:
         """Return the account's conversions, following every page (2021-01-01; v1 has no list call)."""
-        return self._run(list_steps(self.dialect))
+        return self._run(list_steps(self.dialect, self.log))
 
     async def alist_conversions(self) -> list[ConversionProperties]:
         """Async :meth:`list_conversions`."""
-        return await self._arun(list_steps(await self.adialect()))
+        return await self._arun(list_steps(await self.adialect(), self.log))
 
     def wait_for_conversion(
         self,
@@ -244,14 +272,15 @@ class RemoteRenderingConversionCalls(RemoteRenderingBaseHook):
         :raises RemoteRenderingConversionFailedError: it ended Failed or Cancelled.
         :raises RemoteRenderingWaitTimeoutError: the deadline passed; the conversion goes on.
         """
-        return self._run(wait_steps(self.dialect, self.log, conversion_id, poll_interval, end_time), cancel)
+        steps = wait_steps(self.dialect, self.log, conversion_id, poll_interval, end_time)
+        return self._run(steps, cancel, end_time)
 
     async def await_conversion(
         self, conversion_id: str, poll_interval: float, end_time: float
     ) -> ConversionProperties:
         """Async :meth:`wait_for_conversion` (cancel it by cancelling the task)."""
         steps = wait_steps(await self.adialect(), self.log, conversion_id, poll_interval, end_time)
-        return await self._arun(steps)
+        return await self._arun(steps, end_time)
 
     @staticmethod
     def _spec(*values: Any) -> ConversionSpec:

@@ -32,7 +32,7 @@ from airflow_provider_arr.hooks.conversion_dialects import (
 )
 from airflow_provider_arr.hooks.policy import ResourceKind, parse_answer, parse_page
 from airflow_provider_arr.hooks.settings import ConnectionSettings
-from airflow_provider_arr.hooks.transport import Request, Response
+from airflow_provider_arr.hooks.transport import Logger, Request, Response
 from airflow_provider_arr.models import (
     API_2021,
     API_V1,
@@ -161,9 +161,11 @@ class Dialect(ConversionDialect, ABC):
         """One session's properties from an answer; a malformed one is a :class:`RemoteRenderingError`."""
         return parse_answer(request.operation, response, self.parse_session)
 
-    def session_page(self, response: Response) -> tuple[list[SessionProperties], Request | None]:
-        """One page of the session list, and the request for the next page (``@nextLink``) if any."""
-        page, next_link = parse_page("list_sessions", response, "sessions", self.parse_session)
+    def session_page(
+        self, response: Response, log: Logger | None = None
+    ) -> tuple[list[SessionProperties], Request | None]:
+        """One page of the session list (items it cannot read skipped), and the next page's request."""
+        page, next_link = parse_page("list_sessions", response, "sessions", self.parse_session, log)
         return page, (self.list_request(self._same_origin(next_link)) if next_link else None)
 
     def _same_origin(self, link: str) -> str:

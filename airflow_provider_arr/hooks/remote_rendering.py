@@ -120,11 +120,11 @@ class RemoteRenderingHook(RemoteRenderingConversionCalls):
 
     def list_sessions(self) -> list[SessionProperties]:
         """Return the account's active sessions (stopped ones are not listed), following every page."""
-        return self._run(sessions.list_steps(self.dialect))
+        return self._run(sessions.list_steps(self.dialect, self.log))
 
     async def alist_sessions(self) -> list[SessionProperties]:
         """Async :meth:`list_sessions`."""
-        return await self._arun(sessions.list_steps(await self.adialect()))
+        return await self._arun(sessions.list_steps(await self.adialect(), self.log))
 
     def update_session(self, session_id: str, max_lease_time: timedelta | str) -> None:
         """
@@ -194,7 +194,7 @@ class RemoteRenderingHook(RemoteRenderingConversionCalls):
         :raises RemoteRenderingWaitCancelledError: ``cancel`` was set.
         """
         steps = sessions.wait_ready_steps(self.dialect, self.log, session_id, poll_interval, end_time)
-        return self._run(steps, cancel)
+        return self._run(steps, cancel, end_time)
 
     async def await_until_ready(
         self, session_id: str, poll_interval: float, end_time: float
@@ -203,7 +203,7 @@ class RemoteRenderingHook(RemoteRenderingConversionCalls):
         steps = sessions.wait_ready_steps(
             await self.adialect(), self.log, session_id, poll_interval, end_time
         )
-        return await self._arun(steps)
+        return await self._arun(steps, end_time)
 
     def test_connection(self) -> tuple[bool, str]:
         """Fetch a token and list the sessions; used by Airflow's "Test connection" button.

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow_provider_arr.exceptions import (
+    RemoteRenderingDeadlineError,
     RemoteRenderingError,
     RemoteRenderingSessionMayExistError,
     RemoteRenderingSessionNeverReadyError,
@@ -27,12 +28,15 @@ __all__ = [
     "create_steps",
     "get_steps",
     "list_steps",
+    "read_steps",
     "stop_if_active_steps",
+    "timeout_message",
     "update_steps",
     "wait_ready_steps",
 ]
 from airflow_provider_arr.hooks.dialects import SESSION_MAY_EXIST, Dialect
-from airflow_provider_arr.hooks.transport import Logger, Request
+from airflow_provider_arr.hooks.policy import PageWalk
+from airflow_provider_arr.hooks.transport import Logger, Request, Response
 from airflow_provider_arr.models import (
     SessionProperties,
     SessionStatus,
@@ -40,6 +44,7 @@ from airflow_provider_arr.models import (
     format_timespan,
     never_ready_message,
     new_matching_sessions,
+    unknown_status_note,
     validate_lease,
 )
 
@@ -47,23 +52,36 @@ from airflow_provider_arr.models import (
 ADOPTION_LISTINGS = 3
 
 
-def get_steps(dialect: Dialect, session_id: str) -> Steps[SessionProperties]:
-    """Read one session."""
+def read_steps(dialect: Dialect, session_id: str) -> Steps[tuple[SessionProperties, Response]]:
+    """Read one session; return it and the answer (for its ``MS-CV``)."""
     request = dialect.get_request(session_id)
     response = yield request
     assert response is not None
-    return dialect.properties(request, response)
+    return dialect.properties(request, response), response
 
 
-def list_steps(dialect: Dialect) -> Steps[list[SessionProperties]]:
-    """List the account's active sessions, following every ``@nextLink``."""
+def get_steps(dialect: Dialect, session_id: str) -> Steps[SessionProperties]:
+    """Read one session."""
+    properties, _ = yield from read_steps(dialect, session_id)
+    return properties
+
+
+def list_steps(dialect: Dialect, log: Logger | None = None) -> Steps[list[SessionProperties]]:
+    """List the account's active sessions, following each ``@nextLink`` within a :class:`PageWalk`.
+
+    :param log: where a warning about listed items this client cannot read (skipped) goes.
+    """
     sessions: list[SessionProperties] = []
-    request: Request | None = dialect.list_request()
+    first = dialect.list_request()
+    walk = PageWalk("list_sessions", first.url)
+    request: Request | None = first
     while request is not None:
         response = yield request
         assert response is not None
-        page, request = dialect.session_page(response)
+        page, request = dialect.session_page(response, log)
         sessions.extend(page)
+        if request is not None:
+            walk.follow(request.url, response)
     return sessions
 
 
@@ -87,7 +105,7 @@ def create_steps(
         assert response is not None
         return dialect.created_session_id(request, response)
     if sessions_before is None:
-        sessions_before = {session.session_id for session in (yield from list_steps(dialect))}
+        sessions_before = {session.session_id for session in (yield from list_steps(dialect, log))}
     before = set(sessions_before)
     on_listed(before)
     try:
@@ -99,7 +117,7 @@ def create_steps(
         for attempt in range(ADOPTION_LISTINGS):
             yield Pause(dialect.settings.retry_min_wait * attempt)
             try:
-                after = yield from list_steps(dialect)
+                after = yield from list_steps(dialect, log)
             except RemoteRenderingError as list_error:
                 raise error.with_hint(
                     f"{SESSION_MAY_EXIST} Listing the sessions to find it failed too: {list_error}",
@@ -167,24 +185,51 @@ def wait_ready_steps(
     """
     Read the session every ``poll_interval`` seconds until it is Ready; the one wait of the package.
 
+    A status this client does not know is reported (its text and ``MS-CV``) and waited on, as Starting
+    is; only a known status says that the session will never be Ready (see ``SessionStatus``). Run it
+    with the driver's ``end_time`` too, so that a read still in flight at the deadline is abandoned.
+
     :param end_time: the deadline, a UNIX timestamp (``time.time()`` clock, absolute so that a process
         or triggerer restart does not reset it).
     :raises RemoteRenderingSessionNeverReadyError: it is Stopping, Stopped, Expired or Error.
-    :raises RemoteRenderingWaitTimeoutError: ``end_time`` passed while it was Starting.
+    :raises RemoteRenderingWaitTimeoutError: ``end_time`` passed while it was Starting (or Unknown).
     """
+    properties: SessionProperties | None = None
     while True:
-        properties = yield from get_steps(dialect, session_id)
+        try:
+            properties, response = yield from read_steps(dialect, session_id)
+        except RemoteRenderingDeadlineError as error:
+            message = timeout_message(session_id, properties, error)
+            raise RemoteRenderingWaitTimeoutError(message, properties) from None
         log.info("%s", properties.describe())
         if properties.status == SessionStatus.READY:
             return properties
-        if properties.status != SessionStatus.STARTING:
+        if not properties.status.may_become_ready:
             raise RemoteRenderingSessionNeverReadyError(never_ready_message(properties), properties)
+        if properties.status == SessionStatus.UNKNOWN:
+            note = unknown_status_note("Session", session_id, properties.status_text, response.ms_cv)
+            log.warning("%s", note)
         remaining = end_time - time.time()
         if remaining <= 0:
-            raise RemoteRenderingWaitTimeoutError(
-                f"Session {session_id} was still Starting when the wait timed out", properties
-            )
+            raise RemoteRenderingWaitTimeoutError(timeout_message(session_id, properties), properties)
         yield Pause(min(poll_interval, remaining))
+
+
+def timeout_message(
+    session_id: str, properties: SessionProperties | None, in_flight: Exception | None = None
+) -> str:
+    """Why a wait for Ready timed out: the last status it read, and the call in flight, if one was.
+
+    :param session_id: the session waited for.
+    :param properties: what the wait last read, if anything.
+    :param in_flight: the error of a call abandoned at the deadline.
+    """
+    text = (
+        f"Session {session_id} was still {properties.status_text} when the wait timed out"
+        if properties is not None
+        else f"No status of session {session_id} was read before the wait timed out"
+    )
+    return f"{text} ({in_flight})" if in_flight is not None else text
 
 
 def stop_if_active_steps(dialect: Dialect, log: Logger, session_id: str) -> Steps[SessionStopOutcome]:

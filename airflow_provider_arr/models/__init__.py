@@ -47,6 +47,7 @@ from airflow_provider_arr.models.sessions import (
     SessionStopOutcome,
     never_ready_message,
     new_matching_sessions,
+    unknown_status_note,
 )
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "output_asset_name",
     "output_asset_uri",
     "parse_timespan",
+    "unknown_status_note",
     "validate_container_uri",
     "validate_conversion_id",
     "validate_input_path",

@@ -230,17 +230,24 @@ def validate_models(value: Any, field: str = "models") -> list[str]:
     return models
 
 
-def parse_status(by_lower: Mapping[str, E], value: Any, field: str, noun: str) -> E:
-    """A status from the service, case-insensitively; an unknown one raises :class:`ArrResponseError`.
+def parse_status(by_lower: Mapping[str, E], value: Any, field: str, noun: str, unknown: E | None = None) -> E:
+    """A status from the service, case-insensitively.
+
+    A status text this client does not know is ``unknown`` when one is given: a newer service may add
+    statuses, and one it adds must not fail a call (see ``SessionStatus``). What is not a status text
+    at all (missing, empty, not a string) raises :class:`ArrResponseError`.
 
     :param by_lower: the statuses by their lower-case spelling (aliases included).
     :param value: the status string from the service.
     :param field: the JSON field name used in the error message.
     :param noun: ``session`` or ``conversion``, for the message.
+    :param unknown: the member that stands for a status text not in ``by_lower``.
     """
     if isinstance(value, str):
         found = by_lower.get(value.strip().lower())
         if found is not None:
             return found
-    known = ", ".join(dict.fromkeys(status.value for status in by_lower.values()))
+        if unknown is not None and value.strip():
+            return unknown
+    known = ", ".join(dict.fromkeys(status.value for status in by_lower.values() if status != unknown))
     raise ArrResponseError(field, f"has an unknown {noun} status {value!r} (known: {known})")

@@ -26,26 +26,34 @@ _BLOB_HOST = re.compile(r"^(?P<account>[a-z0-9]{3,24})\.blob\.core\.windows\.net
 
 
 class ConversionStatus(StrEnum):
-    """The status of an asset conversion, as the 2021-01-01 API spells it (v1's are mapped onto it)."""
+    """The status of an asset conversion, as the 2021-01-01 API spells it (v1's are mapped onto it).
+
+    A status text this client does not know parses as :attr:`UNKNOWN` (the text is kept as
+    :attr:`ConversionProperties.status_text`): not terminal, not failed, so a wait goes on until its
+    deadline; the rule is written on ``SessionStatus``.
+    """
 
     NOT_STARTED = "NotStarted"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
+    #: A status text this client does not know; the text is :attr:`ConversionProperties.status_text`.
+    UNKNOWN = "Unknown"
 
     @classmethod
     def parse(cls, value: Any, field: str = "status") -> ConversionStatus:
         """Parse a status of either dialect case-insensitively (v1 ``Success``/``Failure`` included).
 
-        :param value: the status string from the service.
+        :param value: the status string from the service; a text this client does not know is
+            :attr:`UNKNOWN`, a missing or non-text one raises :class:`ArrResponseError`.
         :param field: the JSON field name used in the error message.
         """
-        return parse_status(_STATUS_BY_LOWER, value, field, "conversion")
+        return parse_status(_STATUS_BY_LOWER, value, field, "conversion", ConversionStatus.UNKNOWN)
 
     @property
     def is_terminal(self) -> bool:
-        """Whether the conversion has ended for good (Succeeded, Failed or Cancelled)."""
+        """Whether the conversion has ended for good (Succeeded, Failed or Cancelled; never Unknown)."""
         return self in (ConversionStatus.SUCCEEDED, ConversionStatus.FAILED, ConversionStatus.CANCELLED)
 
     @property
@@ -70,6 +78,7 @@ class ConversionProperties:
         computes it from the request, when it made it).
     :param error_message: the service's explanation when it Failed.
     :param creation_time: when it was created (ISO 8601, as the service wrote it), if it says.
+    :param raw_status: the status text as the service wrote it, when this client does not know it.
     """
 
     conversion_id: str
@@ -77,6 +86,12 @@ class ConversionProperties:
     output_asset_uri: str | None = None
     error_message: str | None = None
     creation_time: str | None = None
+    raw_status: str | None = None
+
+    @property
+    def status_text(self) -> str:
+        """The status as the service wrote it when this client does not know it, else its name."""
+        return self.raw_status if self.raw_status is not None else self.status.value
 
     @classmethod
     def from_v1(cls, data: Any, conversion_id: str) -> ConversionProperties:
@@ -94,6 +109,7 @@ class ConversionProperties:
             output_asset_uri=_optional_str(data.get("outputAssetUri"), "outputAssetUri"),
             error_message=_error_message(data.get("error")),
             creation_time=_optional_str(data.get("creationTime"), "creationTime"),
+            raw_status=_raw_status(data.get("status")),
         )
 
     @classmethod
@@ -116,6 +132,7 @@ class ConversionProperties:
             output_asset_uri=_optional_str((output or {}).get("outputAssetUri"), "output.outputAssetUri"),
             error_message=_error_message(data.get("error")),
             creation_time=_optional_str(data.get("creationTime"), "creationTime"),
+            raw_status=_raw_status(data.get("status")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,7 +143,7 @@ class ConversionProperties:
             "output_asset_uri": self.output_asset_uri,
             "error_message": self.error_message,
             "creation_time": self.creation_time,
-        }
+        } | ({"raw_status": self.raw_status} if self.raw_status is not None else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConversionProperties:
@@ -137,7 +154,14 @@ class ConversionProperties:
             output_asset_uri=data.get("output_asset_uri"),
             error_message=data.get("error_message"),
             creation_time=data.get("creation_time"),
+            raw_status=data.get("raw_status"),
         )
+
+
+def _raw_status(value: Any) -> str | None:
+    """The status text when this client does not know it (its parse is then ``UNKNOWN``)."""
+    known = ConversionStatus.parse(value) != ConversionStatus.UNKNOWN
+    return None if known else str(value)
 
 
 def _optional_str(value: Any, field: str) -> str | None:

@@ -23,7 +23,15 @@ from airflow_provider_arr.models.common import (
 
 
 class SessionStatus(StrEnum):
-    """The status of a rendering session, as the service reports it."""
+    """The status of a rendering session, as the service reports it.
+
+    **Forward compatible (issue 18, rule 4).** A status text this client does not know (one a newer
+    service adds) parses as :attr:`UNKNOWN`, and the text itself is kept on the properties
+    (:attr:`SessionProperties.status_text`). An unknown status is never taken as an end: it is not
+    terminal, it is active (billed, so a stop decision still stops it), and a wait for Ready goes on
+    until its deadline (:attr:`may_become_ready`), saying what the service reported. Only a known
+    final status (or a 404) says that a session has ended.
+    """
 
     STARTING = "Starting"
     READY = "Ready"
@@ -31,19 +39,22 @@ class SessionStatus(StrEnum):
     STOPPED = "Stopped"
     EXPIRED = "Expired"
     ERROR = "Error"
+    #: A status text this client does not know; the text is :attr:`SessionProperties.status_text`.
+    UNKNOWN = "Unknown"
 
     @classmethod
     def parse(cls, value: Any, field: str = "sessionStatus") -> SessionStatus:
-        """Parse a status case-insensitively; an unknown value raises :class:`ArrResponseError`.
+        """Parse a status case-insensitively; a text this client does not know is :attr:`UNKNOWN`.
 
-        :param value: the status string from the service.
+        :param value: the status string from the service; a missing or non-text one raises
+            :class:`ArrResponseError`.
         :param field: the JSON field name used in the error message.
         """
-        return parse_status(_STATUS_BY_LOWER, value, field, "session")
+        return parse_status(_STATUS_BY_LOWER, value, field, "session", SessionStatus.UNKNOWN)
 
     @property
     def is_terminal(self) -> bool:
-        """Whether the session has ended for good (Stopped, Expired or Error)."""
+        """Whether the session has ended for good (Stopped, Expired or Error; never Unknown)."""
         return self in (SessionStatus.STOPPED, SessionStatus.EXPIRED, SessionStatus.ERROR)
 
     @property
@@ -53,8 +64,13 @@ class SessionStatus(StrEnum):
 
     @property
     def is_active(self) -> bool:
-        """Whether the session runs (and is billed): Starting, Ready or Stopping."""
+        """Whether the session may run (and be billed): Starting, Ready, Stopping or Unknown."""
         return not self.is_terminal
+
+    @property
+    def may_become_ready(self) -> bool:
+        """Whether a wait for Ready goes on: Starting, or a status this client does not know."""
+        return self in (SessionStatus.STARTING, SessionStatus.UNKNOWN)
 
 
 _STATUS_BY_LOWER = {status.value.lower(): status for status in SessionStatus}
@@ -74,6 +90,8 @@ class SessionProperties:
     :param arr_inspector_port: the port of the session's ARR Inspector (a web page on ``hostname``), once
         Ready; ``None`` when the service did not send it (``2021-01-01`` sends it; v1 list entries carried
         it from Dec 2020; the v1 ``properties`` answer of the 2020 contract does not).
+    :param raw_status: the status text as the service wrote it, when this client does not know it
+        (``status`` is then :attr:`SessionStatus.UNKNOWN`); ``None`` otherwise.
     """
 
     session_id: str
@@ -84,6 +102,12 @@ class SessionProperties:
     size: str | None = None
     message: str | None = None
     arr_inspector_port: int | None = None
+    raw_status: str | None = None
+
+    @property
+    def status_text(self) -> str:
+        """The status as the service wrote it when this client does not know it, else its name."""
+        return self.raw_status if self.raw_status is not None else self.status.value
 
     @classmethod
     def from_v1(cls, data: Any) -> SessionProperties:
@@ -95,15 +119,17 @@ class SessionProperties:
         if not isinstance(data, Mapping):
             raise ArrResponseError("properties", f"should be a JSON object, got {type(data).__name__}")
         session_id = _required_str(data, "sessionId")
+        status, raw_status = _status(data, "sessionStatus")
         return cls(
             session_id=session_id,
-            status=SessionStatus.parse(data.get("sessionStatus")),
+            status=status,
             hostname=_optional_str(data, "sessionHostname"),
             max_lease_time=_timespan_field(data, "sessionMaxLeaseTime"),
             elapsed_time=_timespan_field(data, "sessionElapsedTime"),
             size=_optional_str(data, "sessionSize"),
             message=_optional_str(data, "message"),
             arr_inspector_port=_port_field(data, "arrInspectorPort"),
+            raw_status=raw_status,
         )
 
     @classmethod
@@ -125,15 +151,17 @@ class SessionProperties:
         if error:
             code, text = error.get("code"), error.get("message")
             message = f"{code}: {text}" if code and text else str(text or code or "") or None
+        status, raw_status = _status(data, "status")
         return cls(
             session_id=_required_str(data, "id"),
-            status=SessionStatus.parse(data.get("status"), "status"),
+            status=status,
             hostname=_optional_str(data, "hostname"),
             max_lease_time=_minutes_field(data, "maxLeaseTimeMinutes"),
             elapsed_time=_minutes_field(data, "elapsedTimeMinutes"),
             size=_optional_str(data, "size"),
             message=message,
             arr_inspector_port=_port_field(data, "arrInspectorPort"),
+            raw_status=raw_status,
         )
 
     @classmethod
@@ -149,8 +177,10 @@ class SessionProperties:
     def describe(self) -> str:
         """A wait's progress line: ``"Session <id> is <status>[ at <host>] (elapsed <t> of lease <t>)"``."""
         where = f" at {self.hostname}" if self.status == SessionStatus.READY and self.hostname else ""
+        if self.status == SessionStatus.UNKNOWN:
+            where = " (a status this client does not know)"
         return (
-            f"Session {self.session_id} is {self.status.value}{where} (elapsed "
+            f"Session {self.session_id} is {self.status_text}{where} (elapsed "
             f"{format_timespan(self.elapsed_time)} of lease {format_timespan(self.max_lease_time)})"
         )
 
@@ -158,6 +188,8 @@ class SessionProperties:
         """Plain JSON-able values, for XCom and trigger events (durations as TimeSpan strings)."""
         values = asdict(self)
         values["status"] = self.status.value
+        if self.raw_status is None:
+            del values["raw_status"]
         values["max_lease_time"] = format_timespan(self.max_lease_time)
         values["elapsed_time"] = format_timespan(self.elapsed_time)
         return values
@@ -177,6 +209,7 @@ class SessionProperties:
             size=_optional_str(data, "size"),
             message=_optional_str(data, "message"),
             arr_inspector_port=_port_field(data, "arr_inspector_port"),
+            raw_status=_optional_str(data, "raw_status"),
         )
 
     @property
@@ -239,6 +272,27 @@ class BilledTime:
             "ready_at": self.ready_at.isoformat(timespec="seconds"),
             "stopped_at": self.stopped_at.isoformat(timespec="seconds"),
         }
+
+
+def _status(data: Mapping[str, Any], key: str) -> tuple[SessionStatus, str | None]:
+    """The status, and its text when this client does not know it."""
+    status = SessionStatus.parse(data.get(key), key)
+    return status, (str(data.get(key)) if status == SessionStatus.UNKNOWN else None)
+
+
+def unknown_status_note(noun: str, item_id: str, text: str, ms_cv: str | None) -> str:
+    """What a wait logs when its own session or conversion reports a status this client does not know.
+
+    :param noun: ``Session`` or ``Conversion``.
+    :param item_id: its id.
+    :param text: the status text as the service wrote it.
+    :param ms_cv: the ``MS-CV`` of the answer that said so.
+    """
+    return (
+        f"{noun} {item_id} reports the status {text!r}, which this client does not know "
+        f"(MS-CV of the answer: {ms_cv or 'none'}); it is not taken as an end: the wait goes on until "
+        "its deadline, or until the service reports a final status"
+    )
 
 
 def _port_field(data: Mapping[str, Any], key: str) -> int | None:
@@ -320,4 +374,4 @@ def never_ready_message(properties: SessionProperties) -> str:
     :param properties: the session's latest properties.
     """
     reason = f": {properties.message}" if properties.message else " (the service gave no message)"
-    return f"Session {properties.session_id} is {properties.status.value} and will not become Ready{reason}"
+    return f"Session {properties.session_id} is {properties.status_text} and will not become Ready{reason}"

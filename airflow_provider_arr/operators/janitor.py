@@ -268,6 +268,6 @@ def _entry(session: SessionProperties, conn_id: str, owner: str | None, reason: 
         "session_id": session.session_id,
         "arr_conn_id": conn_id,
         "owner": owner,
-        "status": session.status.value,
+        "status": session.status_text,
         "elapsed": format_timespan(session.elapsed_time),
     }

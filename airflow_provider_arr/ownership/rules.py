@@ -100,7 +100,7 @@ def reconcile(hook: RemoteRenderingHook, record: OwnershipRecord, size: str, log
                 "Session %s, started by try %s of this task, is %s: reconnecting to it",
                 session_id,
                 entry.get("try", "?"),
-                status.value,
+                properties.status_text,
             )
             continue
         log.warning(

@@ -71,9 +71,14 @@ class RemoteRenderingBaseSensor(BaseSensorOperator):
         """The trigger that waits for the rest, until ``end_time`` (UNIX time)."""
         raise NotImplementedError
 
+    #: The end of the wait (UNIX time) that a poke's read in flight is abandoned at (see ``read_bound``).
+    read_deadline: float | None = None
+
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
+            self.read_deadline = self._poke_deadline(context)
             return super().execute(context)
+        end_time = self.read_deadline = wait_deadline(self.timeout, self.execution_timeout)
         try:  # the first check, with the outcomes the base sensor gives its pokes
             ready = self.poke(context)
         except (AirflowFailException, AirflowSensorTimeout) as error:
@@ -84,8 +89,30 @@ class RemoteRenderingBaseSensor(BaseSensorOperator):
             raise
         if isinstance(ready, PokeReturnValue):
             return ready.xcom_value
-        trigger = self.make_trigger(wait_deadline(self.timeout, self.execution_timeout))
+        trigger = self.make_trigger(end_time)
         self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
+
+    def _poke_deadline(self, context: Context) -> float:
+        """When ``timeout`` ends, as Airflow counts it: from this run's start or a rescheduled first try.
+
+        A read still in flight then is abandoned (issue 18, rule 3): the sensor times out at its deadline
+        (plus the last look's grace), not when a hung or retried read gives up.
+        """
+        started = time.time()
+        if self.reschedule:
+            try:
+                first = context["ti"].get_first_reschedule_date(context)
+            except (KeyError, AttributeError):
+                first = None
+            if first is not None:
+                started = first.timestamp()
+        return started + float(self.timeout)
+
+    def timed_out(self, noun: str, item_id: str, error: Exception) -> AirflowSensorTimeout:
+        """The outcome of a poke whose read was abandoned at the deadline, as Airflow's own timeout."""
+        return AirflowSensorTimeout(
+            f"{noun} {item_id}: the wait timed out while a read was in flight ({error})"
+        )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """Resume after the trigger; a service outage is a failure to retry, never a ``soft_fail`` skip."""

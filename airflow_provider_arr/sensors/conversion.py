@@ -10,8 +10,9 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionNotFoundError,
+    RemoteRenderingDeadlineError,
 )
-from airflow_provider_arr.models import ArrInputError
+from airflow_provider_arr.models import ArrInputError, ConversionStatus, unknown_status_note
 from airflow_provider_arr.sensors.base import RemoteRenderingBaseSensor
 from airflow_provider_arr.triggers.events import validate_conversion_event
 
@@ -84,12 +85,18 @@ class RemoteRenderingConversionSensor(RemoteRenderingBaseSensor):
 
         conversion_id = self._conversion_id()
         try:
-            properties, response = self.hook._run(read_steps(self.hook.dialect, conversion_id))
+            steps = read_steps(self.hook.dialect, conversion_id)
+            properties, response = self.hook._run(steps, end_time=self.read_deadline)
         except RemoteRenderingConversionNotFoundError as error:
             raise AirflowFailException(f"Conversion {conversion_id} does not exist: {error}") from None
-        self.log.info("Conversion %s is %s", conversion_id, properties.status.value)
+        except RemoteRenderingDeadlineError as error:
+            raise self.timed_out("Conversion", conversion_id, error) from None
+        self.log.info("Conversion %s is %s", conversion_id, properties.status_text)
         if properties.status.is_failed:
             raise AirflowFailException(conversion_failed_message(properties, response.ms_cv))
         if properties.status.is_terminal:
             return PokeReturnValue(is_done=True, xcom_value=properties.to_dict())
+        if properties.status == ConversionStatus.UNKNOWN:
+            text = properties.status_text
+            self.log.warning("%s", unknown_status_note("Conversion", conversion_id, text, response.ms_cv))
         return False

@@ -10,10 +10,17 @@ from airflow.sdk import PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_arr.exceptions import (
+    RemoteRenderingDeadlineError,
     RemoteRenderingSessionNotFoundError,
 )
 from airflow_provider_arr.links import RemoteRenderingInspectorLink, note_link
-from airflow_provider_arr.models import ArrInputError, SessionProperties, SessionStatus, never_ready_message
+from airflow_provider_arr.models import (
+    ArrInputError,
+    SessionProperties,
+    SessionStatus,
+    never_ready_message,
+    unknown_status_note,
+)
 from airflow_provider_arr.sensors.base import RemoteRenderingBaseSensor, wait_deadline
 from airflow_provider_arr.triggers.events import validate_event
 
@@ -96,18 +103,26 @@ class RemoteRenderingSessionReadySensor(RemoteRenderingBaseSensor):
         return self._own
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        from airflow_provider_arr.hooks.sessions import read_steps
+
         session_id = self._own or self._session_id(context)
         try:
-            properties = self.hook.get_session(session_id)
+            steps = read_steps(self.hook.dialect, session_id)
+            properties, response = self.hook._run(steps, end_time=self.read_deadline)
         except RemoteRenderingSessionNotFoundError as error:
             raise AirflowFailException(f"Session {session_id} does not exist: {error}") from None
+        except RemoteRenderingDeadlineError as error:
+            raise self.timed_out("Session", session_id, error) from None
         self.log.info("%s", properties.describe())
         if properties.status == SessionStatus.READY:
             self.log.info("Session %s is Ready at %s", session_id, properties.hostname)
             self._ready(context, properties, time.time())
             return PokeReturnValue(is_done=True, xcom_value=properties.to_dict())
-        if properties.status != SessionStatus.STARTING:
+        if not properties.status.may_become_ready:
             raise AirflowFailException(never_ready_message(properties))
+        if properties.status == SessionStatus.UNKNOWN:
+            text = properties.status_text
+            self.log.warning("%s", unknown_status_note("Session", session_id, text, response.ms_cv))
         return False
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -8,17 +8,22 @@ listed properties; or, for one missing from the list (a session that has ended),
 without a hostname and a failed conversion (for its own ``MS-CV``), a read of its own; or the list's
 error after the hook's retries, as the wait's own read would have got it.
 
-**The poller only fetches.** Each wait logs and decides in its own coroutine (:func:`wait_until_ready`,
-:func:`wait_for_conversion`, awaited in the trigger's ``run()``): Airflow's triggerer routes a line to a
-task's log by the asyncio context of the trigger that emitted it. The hook's own lines during a shared
-call (a retry after a 429 or a 503) are handed to every wait too (:class:`Notice`), which logs them. The
-poller's task runs in an empty context: it belongs to no trigger, and cancelling the trigger that started
-it does not stop it (its last wait leaving does).
+**The poller only fetches.** Each wait logs and decides in its own coroutine (``_shared_waits.py``,
+awaited in the trigger's ``run()``): Airflow's triggerer routes a line to a task's log by the asyncio
+context of the trigger that emitted it. The hook's own lines during a shared call (a retry after a 429
+or a 503) are handed to every wait too (:class:`Notice`), which logs them. The poller's task runs in an
+empty context: it belongs to no trigger, and cancelling the trigger that started it does not stop it
+(its last wait leaving does).
 
 The interval is the shortest any registered wait asked for; a wait whose deadline falls between two
 polls gets one more poll at its deadline (the "one last look" a wait of its own took). A 429 on the list
 is retried by the hook's policy (``Retry-After``), so every wait backs off together. "Same account" means
 the same connection settings, compared with the account key hashed, never in clear.
+
+**Bounded (issue 18, rule 3).** A list call reads at most ``MAX_LIST_PAGES`` pages and never one twice
+(``policy.PageWalk``); each wait stops waiting for an answer at its own deadline (plus the last look's
+grace, ``base.abandon_at``) even while a poll is in flight, hung or failing; and the waits its listing
+answers are answered before the reads of their own that others need, each as it ends.
 """
 
 from __future__ import annotations
@@ -35,33 +40,21 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_arr.exceptions import (
-    RemoteRenderingConversionFailedError,
-    RemoteRenderingError,
-    RemoteRenderingSessionNeverReadyError,
-    RemoteRenderingWaitTimeoutError,
-)
-from airflow_provider_arr.hooks import conversions, sessions
-from airflow_provider_arr.hooks.base import Steps
+from airflow_provider_arr.exceptions import RemoteRenderingDeadlineError, RemoteRenderingError
+from airflow_provider_arr.hooks.base import Steps, abandon_at
 from airflow_provider_arr.hooks.dialects import Dialect
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from airflow_provider_arr.hooks.settings import ConnectionSettings
 from airflow_provider_arr.hooks.transport import Logger
-from airflow_provider_arr.models import (
-    ConversionProperties,
-    ConversionStatus,
-    SessionProperties,
-    SessionStatus,
-    never_ready_message,
-)
 
 __all__ = [
+    "NoAnswerByDeadline",
     "Notice",
+    "PolledKind",
     "SharedPoller",
     "active_pollers",
     "poller_key",
-    "wait_for_conversion",
-    "wait_until_ready",
+    "registered",
 ]
 
 _log = logging.getLogger(__name__)
@@ -86,43 +79,15 @@ class Notice:
 
 
 @dataclass(frozen=True)
-class _Kind:
+class PolledKind:
     """What is polled: how to list it, read one, and which listed answers need a read of their own."""
 
     name: str
-    list_steps: Callable[[Dialect], Steps[list[Any]]]
+    list_steps: Callable[[Dialect, Logger], Steps[list[Any]]]
     item_id: Callable[[Any], str]
     read: Callable[[Dialect, str], Steps[Any]]
     listed_answer: Callable[[Any], Any]
     needs_own_read: Callable[[Any], bool]
-
-
-def _read_conversion(dialect: Dialect, conversion_id: str) -> Steps[tuple[ConversionProperties, str | None]]:
-    properties, response = yield from conversions.read_steps(dialect, conversion_id)
-    return properties, response.ms_cv
-
-
-_SESSIONS = _Kind(
-    name="sessions",
-    list_steps=sessions.list_steps,
-    item_id=lambda listed: listed.session_id,
-    read=sessions.get_steps,
-    listed_answer=lambda listed: listed,
-    # Missing (ended), or Ready without the hostname the event carries.
-    needs_own_read=lambda answer: (
-        not isinstance(answer, SessionProperties)
-        or (answer.status == SessionStatus.READY and not answer.hostname)
-    ),
-)
-_CONVERSIONS = _Kind(
-    name="conversions",
-    list_steps=conversions.list_steps,
-    item_id=lambda listed: listed.conversion_id,
-    read=_read_conversion,
-    listed_answer=lambda listed: (listed, None),
-    # Missing, or failed: its own answer gives the failure's MS-CV, as a wait of its own reported.
-    needs_own_read=lambda answer: not isinstance(answer, tuple) or answer[0].status.is_failed,
-)
 
 
 @dataclass(eq=False)
@@ -132,18 +97,33 @@ class _Waiter:
     item_id: str
     poll_interval: float
     end_time: float
+    kind_name: str = "sessions"
     inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue, repr=False)
 
     async def next_answer(self, log: Logger) -> Any:
-        """The next poll's answer for this wait; log the hook's notices on the way; raise its error."""
-        while True:
-            item = await self.inbox.get()
-            if isinstance(item, Notice):
-                getattr(log, item.level)(item.event, *item.args)
-            elif isinstance(item, BaseException):
-                raise item.with_traceback(None)  # one error, many waits: no traceback grows per raise
-            else:
-                return item
+        """The next poll's answer for this wait; log the hook's notices on the way; raise its error.
+
+        :raises NoAnswerByDeadline: none came by :func:`abandon_at` of the wait's deadline: a poll still
+            in flight (a hung or endless call) does not hold this wait, whatever it does to the others.
+        """
+        try:
+            async with asyncio.timeout(abandon_at(self.end_time) - time.time()):
+                while True:
+                    item = await self.inbox.get()
+                    if isinstance(item, Notice):
+                        getattr(log, item.level)(item.event, *item.args)
+                    elif isinstance(item, BaseException):
+                        raise item.with_traceback(None)  # one error, many waits: no traceback grows per raise
+                    else:
+                        return item
+        except TimeoutError:
+            raise NoAnswerByDeadline(
+                f"list_{self.kind_name}", service_message="the shared poll did not answer by the deadline"
+            ) from None
+
+
+class NoAnswerByDeadline(RemoteRenderingDeadlineError):
+    """A wait's deadline passed while the poll that would answer it was still in flight."""
 
 
 class _Broadcast:
@@ -162,6 +142,24 @@ class _Broadcast:
         self._poller.notify(Notice("warning", event, args))
 
 
+class _OnceLog:
+    """The triggerer's own log, each distinct line once (a foreign item is skipped at every poll)."""
+
+    def __init__(self) -> None:
+        self._said: set[tuple[Any, ...]] = set()
+
+    def debug(self, event: Any, *args: Any) -> None:
+        _log.debug(event, *args)
+
+    def info(self, event: Any, *args: Any) -> None:
+        _log.info(event, *args)
+
+    def warning(self, event: Any, *args: Any) -> None:
+        if (event, *args) not in self._said and len(self._said) < 100:
+            self._said.add((event, *args))
+            _log.warning(event, *args)
+
+
 class SharedPoller:
     """Lists one account's sessions (or conversions) every interval and hands each wait its answer.
 
@@ -169,7 +167,7 @@ class SharedPoller:
     :param hook: a hook on the account (settings loaded); the poller owns it and closes it when it stops.
     """
 
-    def __init__(self, key: PollerKey, kind: _Kind, hook: RemoteRenderingHook, dialect: Dialect) -> None:
+    def __init__(self, key: PollerKey, kind: PolledKind, hook: RemoteRenderingHook, dialect: Dialect) -> None:
         self.key = key
         self.kind = kind
         self._hook = hook
@@ -179,9 +177,11 @@ class SharedPoller:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._reads: dict[str, asyncio.Task[None]] = {}  # reads of their own in flight, by item id
         self._last_poll = 0.0  # time.monotonic() when the latest poll began
         self._last_poll_wall = 0.0  # and time.time() then: deadlines up to it have had their last look
         self._next_poll = 0.0  # time.monotonic() when the next one is planned
+        self._list_log = _OnceLog()  # skipped foreign items: once in the triggerer's log, not per poll
         #: Polls begun and finished (each: a list call per page, and the reads of its own); counted by tests.
         self.polls = self.polls_done = 0
 
@@ -234,6 +234,8 @@ class SharedPoller:
             self.notify(error)
         finally:
             self._closing = True
+            for read in list(self._reads.values()):
+                read.cancel()
             self._unregister()  # a new wait must not join a poller that no longer polls
             if self._waiters:  # cancelled from outside (the loop is shutting down): none may hang
                 self.notify(RemoteRenderingError(f"list_{self.kind.name}", service_message="poller stopped"))
@@ -272,27 +274,38 @@ class SharedPoller:
             self.polls_done += 1
 
     async def _poll_and_answer(self) -> None:
+        """List; answer every wait its listing answers; start the reads of their own others need.
+
+        Those reads run beside the polls (one per item at a time), each answering its waits as it ends:
+        a read that hangs or fails for one wait holds neither the other waits nor the next poll (and
+        each wait's deadline holds anyway: :meth:`_Waiter.next_answer`).
+        """
         kind = self.kind
         try:
-            listed = await self._hook._arun(kind.list_steps(self._dialect))
+            listed = await self._hook._arun(kind.list_steps(self._dialect, self._list_log))
         except Exception as error:  # after the hook's retries: what each wait's own read would have got
             self.notify(error)
             return
         answers: dict[str, Any] = {kind.item_id(item): kind.listed_answer(item) for item in listed}
-        waiters = list(self._waiters)  # waits registered during the call are answered by it too
-        alone = sorted({w.item_id for w in waiters if kind.needs_own_read(answers.get(w.item_id))})
-        if alone:
-            reads = await asyncio.gather(*(self._read(item_id) for item_id in alone))
-            answers.update(zip(alone, reads, strict=True))
-        for waiter in waiters:
-            if waiter in self._waiters:
+        alone = set()
+        for waiter in list(self._waiters):  # waits registered during the call are answered by it too
+            if kind.needs_own_read(answers.get(waiter.item_id)):
+                alone.add(waiter.item_id)
+            else:
                 waiter.inbox.put_nowait(answers[waiter.item_id])
+        for item_id in sorted(alone - set(self._reads)):
+            self._reads[item_id] = asyncio.get_running_loop().create_task(self._read(item_id))
 
-    async def _read(self, item_id: str) -> Any:
+    async def _read(self, item_id: str) -> None:
         try:
-            return await self._hook._arun(self.kind.read(self._dialect, item_id))
+            answer = await self._hook._arun(self.kind.read(self._dialect, item_id))
         except Exception as error:
-            return error
+            answer = error
+        finally:
+            self._reads.pop(item_id, None)
+        for waiter in list(self._waiters):
+            if waiter.item_id == item_id:
+                waiter.inbox.put_nowait(answer)
 
 
 #: The pollers of each event loop, by key.
@@ -307,11 +320,16 @@ def active_pollers() -> list[SharedPoller]:
 
 
 @contextlib.asynccontextmanager
-async def _registered(
-    kind: _Kind, hook: RemoteRenderingHook, dialect: Dialect, item_id: str, interval: float, end_time: float
+async def registered(
+    kind: PolledKind,
+    hook: RemoteRenderingHook,
+    dialect: Dialect,
+    item_id: str,
+    interval: float,
+    end_time: float,
 ) -> AsyncIterator[_Waiter]:
     """The wait, registered with its account's poller (made with ``hook`` if there is none) until it ends."""
-    waiter = _Waiter(item_id, float(interval), float(end_time))
+    waiter = _Waiter(item_id, float(interval), float(end_time), kind.name)
     pollers = _pollers.setdefault(asyncio.get_running_loop(), {})
     key = (kind.name, *poller_key(dialect.settings))
     poller = pollers.get(key)
@@ -324,77 +342,3 @@ async def _registered(
         yield waiter
     finally:
         poller.remove(waiter)
-
-
-async def _account(arr_conn_id: str, check: Callable[[Dialect], Any]) -> tuple[RemoteRenderingHook, Dialect]:
-    """A hook with its settings loaded, and the id checked by ``check`` (bad input fails before any HTTP)."""
-    hook = RemoteRenderingHook(arr_conn_id)
-    try:
-        dialect = await hook.adialect()
-        check(dialect)
-    except BaseException:
-        await hook.aclose()
-        raise
-    return hook, dialect
-
-
-async def wait_until_ready(
-    arr_conn_id: str, session_id: str, poll_interval: float, end_time: float, log: Logger
-) -> SessionProperties:
-    """
-    Wait, with the account's shared poller, until the session is Ready: the trigger's wait.
-
-    It logs and decides as :func:`~airflow_provider_arr.hooks.sessions.wait_ready_steps` does, line for
-    line, in the caller's coroutine (so the lines reach the trigger's task log), and raises what
-    :meth:`RemoteRenderingHook.await_until_ready` raises, for the same reasons.
-
-    :param end_time: the deadline as a UNIX timestamp.
-    :param log: the trigger's logger.
-    """
-    hook, dialect = await _account(arr_conn_id, lambda dialect: dialect.check_session_id(session_id))
-    async with _registered(_SESSIONS, hook, dialect, session_id, poll_interval, end_time) as waiter:
-        while True:
-            properties: SessionProperties = await waiter.next_answer(log)
-            log.info("%s", properties.describe())
-            if properties.status == SessionStatus.READY:
-                return properties
-            if properties.status != SessionStatus.STARTING:
-                raise RemoteRenderingSessionNeverReadyError(never_ready_message(properties), properties)
-            if end_time - time.time() <= 0:
-                raise RemoteRenderingWaitTimeoutError(
-                    f"Session {session_id} was still Starting when the wait timed out", properties
-                )
-
-
-async def wait_for_conversion(
-    arr_conn_id: str, conversion_id: str, poll_interval: float, end_time: float, log: Logger
-) -> ConversionProperties:
-    """
-    Wait until the conversion has ended; with the shared poller where the API lists conversions.
-
-    On 2021-01-01 it logs and decides as :func:`~airflow_provider_arr.hooks.conversions.wait_steps`
-    does, in the caller's coroutine; on v1, which cannot list conversions, it is that wait (one read
-    per interval). Raises what :meth:`RemoteRenderingHook.await_conversion` raises.
-    """
-    hook, dialect = await _account(
-        arr_conn_id, lambda dialect: dialect.lists_conversions and dialect.check_conversion_id(conversion_id)
-    )
-    if not dialect.lists_conversions:
-        async with hook:
-            hook.log_to(log)  # the poll lines belong in the task's log
-            return await hook.await_conversion(conversion_id, poll_interval, end_time)
-    async with _registered(_CONVERSIONS, hook, dialect, conversion_id, poll_interval, end_time) as waiter:
-        while True:
-            properties, ms_cv = await waiter.next_answer(log)
-            log.info("Conversion %s is %s", conversion_id, properties.status.value)
-            if properties.status == ConversionStatus.SUCCEEDED:
-                return properties
-            if properties.status.is_failed:
-                message = conversions.conversion_failed_message(properties, ms_cv)
-                raise RemoteRenderingConversionFailedError(message, properties)
-            if end_time - time.time() <= 0:
-                raise RemoteRenderingWaitTimeoutError(
-                    f"Conversion {conversion_id} was still {properties.status.value} when the wait timed "
-                    "out. " + conversions.STILL_RUNNING,
-                    properties,
-                )

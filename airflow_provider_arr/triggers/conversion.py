@@ -49,7 +49,7 @@ def _event(status: str, message: str, conversion_id: str, properties: object | N
         "status": status,
         "message": message,
         "conversion_id": conversion_id,
-        "last_status": known.status.value if known else None,
+        "last_status": known.status_text if known else None,
         "properties": known.to_dict() if known else None,
     }
 
@@ -99,7 +99,7 @@ class RemoteRenderingConversionTrigger(BaseTrigger):
 
     async def _wait(self) -> dict[str, Any]:
         from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
-        from airflow_provider_arr.triggers._poller import wait_for_conversion
+        from airflow_provider_arr.triggers._shared_waits import wait_for_conversion
 
         conversion_id = self.conversion_id
         try:

@@ -66,7 +66,7 @@ def make_event(
         "status": status,
         "message": message,
         "session_id": session_id,
-        "last_status": properties.status.value if properties else None,
+        "last_status": properties.status_text if properties else None,
         "properties": properties.to_dict() if properties else None,
         "seen_at": time.time(),
     }

@@ -103,7 +103,7 @@ class RemoteRenderingSessionTrigger(BaseTrigger):
 
     async def _wait(self) -> dict[str, Any]:
         from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
-        from airflow_provider_arr.triggers._poller import wait_until_ready
+        from airflow_provider_arr.triggers._shared_waits import wait_until_ready
 
         session_id = self.session_id
         try:

@@ -189,11 +189,11 @@ def test_create_with_several_candidates_names_them_and_guesses_nothing(arr_conn,
     real_list = hook_sessions.list_steps
     calls = []
 
-    def list_with_a_concurrent_creator(dialect):
+    def list_with_a_concurrent_creator(dialect, log=None):
         calls.append(1)
         if len(calls) == 2:  # right after our lost create, another client creates an identical one
             RemoteRenderingHook().create_session("1:0:0")
-        return (yield from real_list(dialect))
+        return (yield from real_list(dialect, log))
 
     monkeypatch.setattr(hook_sessions, "list_steps", list_with_a_concurrent_creator)
     with pytest.raises(RemoteRenderingSessionMayExistError, match="2 matching sessions appeared") as error:

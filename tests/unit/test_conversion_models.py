@@ -68,9 +68,10 @@ def test_status_terminal_and_failed() -> None:
     }
 
 
-def test_unknown_status_names_the_field() -> None:
-    with pytest.raises(ArrResponseError, match=r"'status'.*'Exploded'"):
-        ConversionStatus.parse("Exploded")
+def test_unknown_status_is_unknown_and_no_status_names_the_field() -> None:
+    assert ConversionStatus.parse("Exploded") is ConversionStatus.UNKNOWN
+    with pytest.raises(ArrResponseError, match=r"'status'.*None"):
+        ConversionStatus.parse(None)
 
 
 def test_properties_from_2021_example() -> None:
