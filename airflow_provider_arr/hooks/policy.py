@@ -8,6 +8,7 @@ differ only in the transport call.
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -67,21 +68,51 @@ class TokenRefused(Exception):
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Read ``Retry-After`` as seconds or as an HTTP date; ``None`` if absent or unreadable."""
-    value = headers.get("retry-after") or headers.get("Retry-After")
+    """Read ``Retry-After`` as seconds or as an HTTP date; ``None`` if absent or unreadable.
+
+    The rule (issue 18, rule 6): ``Retry-After`` is the service's *lower* bound for the next attempt,
+    never permission to skip the backoff (:func:`retry_kwargs` waits the longer of the two). An HTTP
+    date is read against the answer's own ``Date`` header when it has a readable one, so a skewed
+    local clock changes nothing; only without one is the local clock used. A negative or past value
+    means "no lower bound" (0), a value that is not a finite number or a date is unreadable.
+
+    :param headers: the answer's headers (a case-insensitive mapping, or a plain dict).
+    """
+    value = _header(headers, "Retry-After")
     if not value:
         return None
     try:
         seconds = float(value)
     except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        when = _http_date(value)
+        if when is None:
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
+        reference = _http_date(_header(headers, "Date")) or _local_now()
+        seconds = (when - reference).total_seconds()
+    if not math.isfinite(seconds):
+        return None
     return min(max(seconds, 0.0), RETRY_AFTER_MAX)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name.lower()) or headers.get(name)
+    return value.strip() if isinstance(value, str) else None
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP date (RFC 9110: IMF-fixdate or the obsolete forms) as an aware datetime, or ``None``."""
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _local_now() -> datetime:
+    """The local clock, only for a ``Retry-After`` date that comes without a ``Date`` header."""
+    return datetime.now(UTC)
 
 
 def service_error(text: str) -> tuple[str | None, str | None]:
@@ -186,18 +217,54 @@ def _give_up(retry_state: tenacity.RetryCallState) -> Any:
     raise error.with_hint(hint, final_type) from error
 
 
+def backoff(settings: ConnectionSettings, attempt: int, after: float | None, elapsed: float) -> float:
+    """The wait before the next attempt: jittered exponential backoff, never shorter than ``Retry-After``.
+
+    Rule 6, "backoff always backs off": ``after`` (the service's ``Retry-After``) only lengthens the
+    wait, so ``Retry-After: 0`` or a past date still backs off. The wait is capped by what is left of
+    the call's budget (``retry_max_time``): a lower bound longer than that ends in one last attempt at
+    the budget's end rather than in giving up at once.
+
+    :param settings: the connection's retry settings.
+    :param attempt: the number of the attempt that just failed (1 for the first).
+    :param after: the service's ``Retry-After`` in seconds, if it gave one.
+    :param elapsed: seconds since the call's first attempt began.
+    """
+    ceiling = min(settings.retry_max_wait, settings.retry_min_wait * 2 ** (attempt - 1))
+    wait = random.uniform(ceiling / 2, ceiling)
+    if after is not None:
+        wait = max(wait, after)
+    return max(min(wait, settings.retry_max_time - elapsed), 0.0)
+
+
+class _StopWhenBudgetSpent(tenacity.stop.stop_base):
+    """Stop after ``retry_limit`` attempts, or when the next attempt would start after the budget."""
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.settings = settings
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        if retry_state.attempt_number >= self.settings.retry_limit:
+            return True
+        elapsed = retry_state.seconds_since_start or 0.0
+        # A wait capped at the budget's end may still be taken (1 ms of float slack); nothing later.
+        return elapsed >= self.settings.retry_max_time or (
+            elapsed + retry_state.upcoming_sleep > self.settings.retry_max_time + 1e-3
+        )
+
+
 def retry_kwargs(settings: ConnectionSettings, request: Request, log: Logger) -> dict[str, Any]:
-    """Tenacity's arguments for one call: jittered exponential backoff or ``Retry-After``, and a budget."""
+    """Tenacity's arguments for one call: :func:`backoff` (which honours ``Retry-After``), and a budget."""
 
     def wait(retry_state: tenacity.RetryCallState) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         after = getattr(error, "retry_after", None)
-        if after is not None:
-            return float(after)
-        ceiling = min(
-            settings.retry_max_wait, settings.retry_min_wait * 2 ** (retry_state.attempt_number - 1)
+        return backoff(
+            settings,
+            retry_state.attempt_number,
+            float(after) if after is not None else None,
+            retry_state.seconds_since_start or 0.0,
         )
-        return random.uniform(ceiling / 2, ceiling)
 
     def before_sleep(retry_state: tenacity.RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
@@ -211,8 +278,7 @@ def retry_kwargs(settings: ConnectionSettings, request: Request, log: Logger) ->
         )
 
     return {
-        "stop": tenacity.stop_after_attempt(settings.retry_limit)
-        | tenacity.stop_before_delay(settings.retry_max_time),
+        "stop": _StopWhenBudgetSpent(settings),
         "wait": wait,
         "retry": tenacity.retry_if_exception_type(TransientError),
         "before_sleep": before_sleep,
