@@ -165,7 +165,7 @@ class RemoteRenderingBaseHook(BaseHook):
         return Request("get_token", "GET", url, sts=True)
 
     def _store_token(self, key: tuple[str, str, str], response: Response) -> str:
-        body = response.json("get_token")
+        body = response.json("get_token", secret=True)
         token = body.get("AccessToken") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise RemoteRenderingError(
@@ -236,25 +236,31 @@ class RemoteRenderingBaseHook(BaseHook):
 
     def _attempt(self, request: Request, settings: ConnectionSettings) -> Response:
         if request.sts:
-            return policy.check_token_answer(request, self._send(request, _account_credential(settings)))
+            credential = _account_credential(settings)
+            return policy.check_token_answer(
+                request, self._send(request, credential), (credential, settings.account_key)
+            )
         token = self.get_token()
         try:
-            return policy.check_api_answer(request, self._send(request, token))
+            return policy.check_api_answer(request, self._send(request, token), (token,))
         except policy.TokenRefused:
             token_cache.invalidate(settings.token_cache_key, token)
-            return policy.check(request, self._send(request, self.get_token()))
+            token = self.get_token()
+            return policy.check(request, self._send(request, token), (token,))
 
     async def _aattempt(self, request: Request, settings: ConnectionSettings) -> Response:
         if request.sts:
+            credential = _account_credential(settings)
             return policy.check_token_answer(
-                request, await self._asend(request, _account_credential(settings))
+                request, await self._asend(request, credential), (credential, settings.account_key)
             )
         token = await self.aget_token()
         try:
-            return policy.check_api_answer(request, await self._asend(request, token))
+            return policy.check_api_answer(request, await self._asend(request, token), (token,))
         except policy.TokenRefused:
             token_cache.invalidate(settings.token_cache_key, token)
-            return policy.check(request, await self._asend(request, await self.aget_token()))
+            token = await self.aget_token()
+            return policy.check(request, await self._asend(request, token), (token,))
 
     def _send(self, request: Request, credential: str) -> Response:
         try:

@@ -33,6 +33,7 @@ from airflow_provider_arr.hooks.conversion_dialects import (
 from airflow_provider_arr.hooks.policy import ResourceKind, parse_answer, parse_page
 from airflow_provider_arr.hooks.settings import ConnectionSettings
 from airflow_provider_arr.hooks.transport import Request, Response
+from airflow_provider_arr.hooks.wire import mask_secrets
 from airflow_provider_arr.models import (
     API_2021,
     API_V1,
@@ -152,7 +153,7 @@ class Dialect(ConversionDialect, ABC):
                 request.operation,
                 http_status=response.status,
                 service_message=f"the service accepted the create but its answer has no valid {key}: "
-                f"{response.text[:200]!r}",
+                f"{mask_secrets(response.text[:200])!r}",
                 ms_cv=response.ms_cv,
                 hint=SESSION_MAY_EXIST,
             ) from None

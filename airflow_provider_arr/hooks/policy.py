@@ -7,10 +7,9 @@ differ only in the transport call.
 
 from __future__ import annotations
 
-import json
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import tenacity
 
 from airflow_provider_arr.exceptions import RemoteRenderingError, RemoteRenderingNotFoundError
+from airflow_provider_arr.hooks.wire import mask_secrets, read_json
 from airflow_provider_arr.models import ArrResponseError
 
 if TYPE_CHECKING:
@@ -115,38 +115,64 @@ def _local_now() -> datetime:
     return datetime.now(UTC)
 
 
-def service_error(text: str) -> tuple[str | None, str | None]:
+def service_error(
+    text: str, secrets: Iterable[str | None] = (), quote_text: bool = True
+) -> tuple[str | None, str | None]:
     """The service's ``(message, code)`` from an error body of either dialect, or plain text.
 
-    The message reads ``"<code>: <message>"`` when both are given.
+    The message reads ``"<code>: <message>"`` when both are given; either may come as a JSON number.
+    Whatever is returned has been through :func:`~airflow_provider_arr.hooks.wire.mask_secrets`.
+
+    :param text: the answer's body.
+    :param secrets: values to mask besides anything shaped like a token (the key, the token in use).
+    :param quote_text: whether a body that is not a JSON error may be quoted (never for a token answer).
     """
-    if not text.strip():
-        return None, None
+    message, code = _service_error(text, quote_text)
+    return (
+        mask_secrets(message, secrets) if message is not None else None,
+        mask_secrets(code, secrets) if code is not None else None,
+    )
+
+
+def _service_error(text: str, quote_text: bool) -> tuple[str | None, str | None]:
+    raw = text.strip() if quote_text else ""
     try:
-        body = json.loads(text)
-    except ValueError:
-        return text.strip()[:500], None
+        body = read_json(text)
+    except (ValueError, RecursionError):
+        return raw[:500] or None, None
+    if body is None:
+        return None, None
     if isinstance(body, dict):
         error = body.get("error", body)
-        if isinstance(error, str):
-            return error, None
+        if _is_scalar(error):
+            return str(error), None
         if isinstance(error, dict):
-            message = error.get("message") or error.get("Message")
-            code = error.get("code") or error.get("Code")
-            code = str(code) if code else None
+            message, code = error.get("message", error.get("Message")), error.get("code", error.get("Code"))
+            message = str(message) if _is_scalar(message) and message != "" else None
+            code = str(code) if _is_scalar(code) and code != "" else None
             if message and code:
                 return f"{code}: {message}", code
             if message or code:
-                return str(message or code), code
-    return text.strip()[:500], None
+                return message or code, code
+    return raw[:500] or None, None
 
 
-def check(request: Request, response: Response) -> Response:
-    """Map an answer to itself (a success) or to the right error; 401 is the caller's business."""
+def _is_scalar(value: Any) -> bool:
+    """A JSON string or number (a message or code the service sent as a number is read as text)."""
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def check(request: Request, response: Response, secrets: Iterable[str | None] = ()) -> Response:
+    """Map an answer to itself (a success) or to the right error; 401 is the caller's business.
+
+    :param request: the request.
+    :param response: its answer.
+    :param secrets: what the service's message must not show (the credential the request carried).
+    """
     if response.status in request.ok:
         return response
     status = response.status
-    message, code = service_error(response.text)
+    message, code = service_error(response.text, secrets, quote_text=not request.sts)
     error_args: dict[str, Any] = {
         "http_status": status,
         "service_message": message,
@@ -167,10 +193,13 @@ def check(request: Request, response: Response) -> Response:
     raise RemoteRenderingError(request.operation, hint=hint, **error_args)
 
 
-def check_token_answer(request: Request, response: Response) -> Response:
-    """An answer of the token service: a 401 there means the account id or key is wrong."""
+def check_token_answer(request: Request, response: Response, secrets: Iterable[str | None] = ()) -> Response:
+    """An answer of the token service: a 401 there means the account id or key is wrong.
+
+    Its body is never quoted, only a JSON error message in it (masked): it may hold the access token.
+    """
     if response.status == 401:
-        message, code = service_error(response.text)
+        message, code = service_error(response.text, secrets, quote_text=False)
         raise RemoteRenderingError(
             request.operation,
             http_status=401,
@@ -180,14 +209,14 @@ def check_token_answer(request: Request, response: Response) -> Response:
             hint="The token service refused the credentials: check your account id (login) and account key "
             "(password) in the connection.",
         )
-    return check(request, response)
+    return check(request, response, secrets)
 
 
-def check_api_answer(request: Request, response: Response) -> Response:
+def check_api_answer(request: Request, response: Response, secrets: Iterable[str | None] = ()) -> Response:
     """An answer of the service's API: a 401 means the token must be fetched again (once)."""
     if response.status == 401:
         raise TokenRefused()
-    return check(request, response)
+    return check(request, response, secrets)
 
 
 def transport_error(request: Request, failure: TransportFailure) -> RemoteRenderingError:

@@ -9,7 +9,6 @@ could have reached the service.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import weakref
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_arr.exceptions import RemoteRenderingError
+from airflow_provider_arr.hooks.wire import decode_body, not_json_message, read_json
 
 if TYPE_CHECKING:
     import requests  # imported where used: it would add ~40 ms to every DAG file that imports us
@@ -72,15 +72,24 @@ class Response:
         """The ``MS-CV`` correlation vector the service team needs to trace the call."""
         return self.headers.get("ms-cv") or self.headers.get("MS-CV")
 
-    def json(self, operation: str) -> Any:
-        """The body as JSON (``None`` if empty); a non-JSON body is a :class:`RemoteRenderingError`."""
+    @classmethod
+    def from_wire(cls, status: int, headers: Mapping[str, str], content: bytes) -> Response:
+        """An answer as the HTTP library gave it; its text is decoded by :func:`wire.decode_body`."""
+        return cls(status, headers, decode_body(content, headers.get("content-type")))
+
+    def json(self, operation: str, secret: bool = False) -> Any:
+        """The body as JSON (``None`` if empty); a non-JSON body is a :class:`RemoteRenderingError`.
+
+        :param operation: the hook operation, for the error.
+        :param secret: a token answer: the error must not quote any of the body.
+        """
         try:
-            return json.loads(self.text) if self.text else None
-        except ValueError:
+            return read_json(self.text)
+        except (ValueError, RecursionError):
             raise RemoteRenderingError(
                 operation,
                 http_status=self.status,
-                service_message=f"answer is not JSON: {self.text[:200]!r}",
+                service_message=not_json_message(self.text, secret),
                 ms_cv=self.ms_cv,
             ) from None
 
@@ -250,7 +259,7 @@ class SyncTransport:
         except (requests.RequestException, ValueError) as error:  # ValueError: a header the library refuses
             _log_call(self._log, request, type(error).__name__, None, started)
             raise TransportFailure(error, request, _sent_nothing(error), _is_local(error)) from None
-        response = Response(answer.status_code, answer.headers, answer.text)
+        response = Response.from_wire(answer.status_code, answer.headers, answer.content)
         _log_call(self._log, request, response.status, response.ms_cv, started)
         return response
 
@@ -367,7 +376,7 @@ class AsyncTransport:
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as error:
             _log_call(self._log, request, type(error).__name__, None, started)
             raise TransportFailure(error, request, _sent_nothing(error), _is_local(error)) from None
-        response = Response(answer.status_code, answer.headers, answer.text)
+        response = Response.from_wire(answer.status_code, answer.headers, answer.content)
         _log_call(self._log, request, response.status, response.ms_cv, started)
         return response
 
