@@ -11,6 +11,7 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from email.utils import formatdate
 from typing import Any, cast
 
 from starlette.responses import Response
@@ -31,8 +32,16 @@ def new_correlation_vector() -> str:
 
 
 def common_headers() -> dict[str, str]:
-    """Return the headers every answer carries (a new ``MS-CV`` each time)."""
-    return {"MS-CV": new_correlation_vector(), "X-Content-Type-Options": "nosniff"}
+    """Return the headers every answer carries (a new ``MS-CV`` each time, and the ``Date``).
+
+    The ``Date`` is written here rather than by uvicorn, so that a fault's own ``Date`` (a server whose
+    clock differs from the client's) replaces it instead of being sent beside it.
+    """
+    return {
+        "MS-CV": new_correlation_vector(),
+        "X-Content-Type-Options": "nosniff",
+        "Date": formatdate(usegmt=True),
+    }
 
 
 def json_response(payload: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -273,9 +282,9 @@ class GarbledResponse(Response):
 
 
 class CommonHeadersMiddleware:
-    """Pure ASGI middleware adding ``MS-CV`` and ``X-Content-Type-Options`` to every answer.
+    """Pure ASGI middleware adding the :func:`common_headers` to every answer.
 
-    An ``MS-CV`` the route set itself (e.g. in an injected fault) is kept.
+    One the route set itself (e.g. an ``MS-CV`` or ``Date`` in an injected fault) is kept.
 
     :param app: the wrapped application.
     """

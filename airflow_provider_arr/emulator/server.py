@@ -74,6 +74,7 @@ def server_config(
         access_log=False,
         timeout_graceful_shutdown=1,
         server_header=False,
+        date_header=False,  # responses.common_headers() writes it, so a fault can set its own
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
     )

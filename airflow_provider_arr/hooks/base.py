@@ -140,27 +140,33 @@ class RemoteRenderingBaseHook(BaseHook):
         return self._dialect
 
     def get_token(self) -> str:
-        """Return a valid STS access token, from the process-wide cache when it has one."""
-        key = self.settings.token_cache_key
-        token = token_cache.get(key)
-        if token is None:
-            with token_cache.fetch_lock(key):
-                token = token_cache.get(key)
-                if token is None:
-                    token = self._store_token(key, self._call(self._token_request()))
-                    _mask(token)
-        return token
+        """Return a valid STS access token: the process-wide cache's, or the one fetch in flight's.
+
+        Concurrent callers for one credential share one fetch and its failure (``tokens.py``); this
+        caller waits for another's fetch at most its own ``retry_max_time``.
+        """
+        settings = self.settings
+        key = settings.token_cache_key
+        return token_cache.get(key) or token_cache.fetch_once(
+            key, lambda: self._fetch_token(key), settings.retry_max_time
+        )
 
     async def aget_token(self) -> str:
-        """Async :meth:`get_token`; concurrent waiters on one event loop share a single STS call."""
-        key = (await self.asettings()).token_cache_key
-        token = token_cache.get(key)
-        if token is None:
-            async with token_cache.async_fetch_lock(key):
-                token = token_cache.get(key)
-                if token is None:
-                    token = self._store_token(key, await self._acall(self._token_request()))
-                    await _amask(token)
+        """Async :meth:`get_token`; tasks on any event loop and threads share the same fetch."""
+        settings = await self.asettings()
+        key = settings.token_cache_key
+        return token_cache.get(key) or await token_cache.afetch_once(
+            key, lambda: self._afetch_token(key), settings.retry_max_time
+        )
+
+    def _fetch_token(self, key: tuple[str, str, str]) -> str:
+        token = self._store_token(key, self._call(self._token_request()))
+        _mask(token)
+        return token
+
+    async def _afetch_token(self, key: tuple[str, str, str]) -> str:
+        token = self._store_token(key, await self._acall(self._token_request()))
+        await _amask(token)
         return token
 
     def _token_request(self) -> Request:
@@ -169,7 +175,7 @@ class RemoteRenderingBaseHook(BaseHook):
         return Request("get_token", "GET", url, sts=True)
 
     def _store_token(self, key: tuple[str, str, str], response: Response) -> str:
-        body = response.json("get_token")
+        body = response.json("get_token", secret=True)
         token = body.get("AccessToken") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise RemoteRenderingError(
@@ -286,25 +292,31 @@ class RemoteRenderingBaseHook(BaseHook):
 
     def _attempt(self, request: Request, settings: ConnectionSettings) -> Response:
         if request.sts:
-            return policy.check_token_answer(request, self._send(request, _account_credential(settings)))
+            credential = _account_credential(settings)
+            return policy.check_token_answer(
+                request, self._send(request, credential), (credential, settings.account_key)
+            )
         token = self.get_token()
         try:
-            return policy.check_api_answer(request, self._send(request, token))
+            return policy.check_api_answer(request, self._send(request, token), (token,))
         except policy.TokenRefused:
             token_cache.invalidate(settings.token_cache_key, token)
-            return policy.check(request, self._send(request, self.get_token()))
+            token = self.get_token()
+            return policy.check(request, self._send(request, token), (token,))
 
     async def _aattempt(self, request: Request, settings: ConnectionSettings) -> Response:
         if request.sts:
+            credential = _account_credential(settings)
             return policy.check_token_answer(
-                request, await self._asend(request, _account_credential(settings))
+                request, await self._asend(request, credential), (credential, settings.account_key)
             )
         token = await self.aget_token()
         try:
-            return policy.check_api_answer(request, await self._asend(request, token))
+            return policy.check_api_answer(request, await self._asend(request, token), (token,))
         except policy.TokenRefused:
             token_cache.invalidate(settings.token_cache_key, token)
-            return policy.check(request, await self._asend(request, await self.aget_token()))
+            token = await self.aget_token()
+            return policy.check(request, await self._asend(request, token), (token,))
 
     def _send(self, request: Request, credential: str) -> Response:
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionFailedError,
@@ -22,6 +21,7 @@ from airflow_provider_arr.exceptions import (
 from airflow_provider_arr.hooks import policy
 from airflow_provider_arr.hooks.base import Pause, RemoteRenderingBaseHook, Steps, _amask, _mask
 from airflow_provider_arr.hooks.dialects import Dialect
+from airflow_provider_arr.hooks.settings import same_origin_link
 from airflow_provider_arr.hooks.transport import Logger, Request, Response
 from airflow_provider_arr.models import (
     ConversionProperties,
@@ -91,9 +91,8 @@ def list_steps(dialect: Dialect, log: Logger | None = None) -> Steps[list[Conver
 
 def _same_origin(dialect: Dialect, link: str) -> str:
     """Resolve a ``@nextLink``; one pointing at another host is refused (the token must not go there)."""
-    base_url = dialect.settings.base_url
-    url = urljoin(base_url + "/", link)
-    if urlsplit(url)[:2] != urlsplit(base_url)[:2]:
+    url = same_origin_link(dialect.settings.base_url, link)
+    if url is None:
         raise RemoteRenderingError(
             "list_conversions", service_message="the service sent a @nextLink to another origin"
         )

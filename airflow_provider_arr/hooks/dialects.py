@@ -18,7 +18,6 @@ import uuid
 from abc import ABC, abstractmethod
 from datetime import timedelta
 from typing import Any, ClassVar
-from urllib.parse import urljoin, urlsplit
 
 from airflow_provider_arr.exceptions import (
     RemoteRenderingError,
@@ -31,8 +30,9 @@ from airflow_provider_arr.hooks.conversion_dialects import (
     V1Conversions,
 )
 from airflow_provider_arr.hooks.policy import ResourceKind, parse_answer, parse_page
-from airflow_provider_arr.hooks.settings import ConnectionSettings
+from airflow_provider_arr.hooks.settings import ConnectionSettings, same_origin_link
 from airflow_provider_arr.hooks.transport import Logger, Request, Response
+from airflow_provider_arr.hooks.wire import mask_secrets
 from airflow_provider_arr.models import (
     API_2021,
     API_V1,
@@ -152,7 +152,7 @@ class Dialect(ConversionDialect, ABC):
                 request.operation,
                 http_status=response.status,
                 service_message=f"the service accepted the create but its answer has no valid {key}: "
-                f"{response.text[:200]!r}",
+                f"{mask_secrets(response.text[:200])!r}",
                 ms_cv=response.ms_cv,
                 hint=SESSION_MAY_EXIST,
             ) from None
@@ -170,9 +170,8 @@ class Dialect(ConversionDialect, ABC):
 
     def _same_origin(self, link: str) -> str:
         """Resolve a ``@nextLink``; one pointing at another host is refused (the token must not go there)."""
-        base_url = self.settings.base_url
-        url = urljoin(base_url + "/", link)
-        if urlsplit(url)[:2] != urlsplit(base_url)[:2]:
+        url = same_origin_link(self.settings.base_url, link)
+        if url is None:
             raise RemoteRenderingError(
                 "list_sessions", service_message=f"the service sent a @nextLink to another origin: {link!r}"
             )

@@ -7,9 +7,9 @@ differ only in the transport call.
 
 from __future__ import annotations
 
-import json
+import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import tenacity
 
 from airflow_provider_arr.exceptions import RemoteRenderingError, RemoteRenderingNotFoundError
+from airflow_provider_arr.hooks.wire import mask_secrets, read_json
 from airflow_provider_arr.models import ArrResponseError
 
 if TYPE_CHECKING:
@@ -68,55 +69,111 @@ class TokenRefused(Exception):
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Read ``Retry-After`` as seconds or as an HTTP date; ``None`` if absent or unreadable."""
-    value = headers.get("retry-after") or headers.get("Retry-After")
+    """Read ``Retry-After`` as seconds or as an HTTP date; ``None`` if absent or unreadable.
+
+    The rule (issue 18, rule 6): ``Retry-After`` is the service's *lower* bound for the next attempt,
+    never permission to skip the backoff (:func:`retry_kwargs` waits the longer of the two). An HTTP
+    date is read against the answer's own ``Date`` header when it has a readable one, so a skewed
+    local clock changes nothing; only without one is the local clock used. A negative or past value
+    means "no lower bound" (0), a value that is not a finite number or a date is unreadable.
+
+    :param headers: the answer's headers (a case-insensitive mapping, or a plain dict).
+    """
+    value = _header(headers, "Retry-After")
     if not value:
         return None
     try:
         seconds = float(value)
     except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        when = _http_date(value)
+        if when is None:
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
+        reference = _http_date(_header(headers, "Date")) or _local_now()
+        seconds = (when - reference).total_seconds()
+    if not math.isfinite(seconds):
+        return None
     return min(max(seconds, 0.0), RETRY_AFTER_MAX)
 
 
-def service_error(text: str) -> tuple[str | None, str | None]:
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name.lower()) or headers.get(name)
+    return value.strip() if isinstance(value, str) else None
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP date (RFC 9110: IMF-fixdate or the obsolete forms) as an aware datetime, or ``None``."""
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _local_now() -> datetime:
+    """The local clock, only for a ``Retry-After`` date that comes without a ``Date`` header."""
+    return datetime.now(UTC)
+
+
+def service_error(
+    text: str, secrets: Iterable[str | None] = (), quote_text: bool = True
+) -> tuple[str | None, str | None]:
     """The service's ``(message, code)`` from an error body of either dialect, or plain text.
 
-    The message reads ``"<code>: <message>"`` when both are given.
+    The message reads ``"<code>: <message>"`` when both are given; either may come as a JSON number.
+    Whatever is returned has been through :func:`~airflow_provider_arr.hooks.wire.mask_secrets`.
+
+    :param text: the answer's body.
+    :param secrets: values to mask besides anything shaped like a token (the key, the token in use).
+    :param quote_text: whether a body that is not a JSON error may be quoted (never for a token answer).
     """
-    if not text.strip():
-        return None, None
+    message, code = _service_error(text, quote_text)
+    return (
+        mask_secrets(message, secrets) if message is not None else None,
+        mask_secrets(code, secrets) if code is not None else None,
+    )
+
+
+def _service_error(text: str, quote_text: bool) -> tuple[str | None, str | None]:
+    raw = text.strip() if quote_text else ""
     try:
-        body = json.loads(text)
-    except ValueError:
-        return text.strip()[:500], None
+        body = read_json(text)
+    except (ValueError, RecursionError):
+        return raw[:500] or None, None
+    if body is None:
+        return None, None
     if isinstance(body, dict):
         error = body.get("error", body)
-        if isinstance(error, str):
-            return error, None
+        if _is_scalar(error):
+            return str(error), None
         if isinstance(error, dict):
-            message = error.get("message") or error.get("Message")
-            code = error.get("code") or error.get("Code")
-            code = str(code) if code else None
+            message, code = error.get("message", error.get("Message")), error.get("code", error.get("Code"))
+            message = str(message) if _is_scalar(message) and message != "" else None
+            code = str(code) if _is_scalar(code) and code != "" else None
             if message and code:
                 return f"{code}: {message}", code
             if message or code:
-                return str(message or code), code
-    return text.strip()[:500], None
+                return message or code, code
+    return raw[:500] or None, None
 
 
-def check(request: Request, response: Response) -> Response:
-    """Map an answer to itself (a success) or to the right error; 401 is the caller's business."""
+def _is_scalar(value: Any) -> bool:
+    """A JSON string or number (a message or code the service sent as a number is read as text)."""
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def check(request: Request, response: Response, secrets: Iterable[str | None] = ()) -> Response:
+    """Map an answer to itself (a success) or to the right error; 401 is the caller's business.
+
+    :param request: the request.
+    :param response: its answer.
+    :param secrets: what the service's message must not show (the credential the request carried).
+    """
     if response.status in request.ok:
         return response
     status = response.status
-    message, code = service_error(response.text)
+    message, code = service_error(response.text, secrets, quote_text=not request.sts)
     error_args: dict[str, Any] = {
         "http_status": status,
         "service_message": message,
@@ -137,10 +194,13 @@ def check(request: Request, response: Response) -> Response:
     raise RemoteRenderingError(request.operation, hint=hint, **error_args)
 
 
-def check_token_answer(request: Request, response: Response) -> Response:
-    """An answer of the token service: a 401 there means the account id or key is wrong."""
+def check_token_answer(request: Request, response: Response, secrets: Iterable[str | None] = ()) -> Response:
+    """An answer of the token service: a 401 there means the account id or key is wrong.
+
+    Its body is never quoted, only a JSON error message in it (masked): it may hold the access token.
+    """
     if response.status == 401:
-        message, code = service_error(response.text)
+        message, code = service_error(response.text, secrets, quote_text=False)
         raise RemoteRenderingError(
             request.operation,
             http_status=401,
@@ -150,14 +210,14 @@ def check_token_answer(request: Request, response: Response) -> Response:
             hint="The token service refused the credentials: check your account id (login) and account key "
             "(password) in the connection.",
         )
-    return check(request, response)
+    return check(request, response, secrets)
 
 
-def check_api_answer(request: Request, response: Response) -> Response:
+def check_api_answer(request: Request, response: Response, secrets: Iterable[str | None] = ()) -> Response:
     """An answer of the service's API: a 401 means the token must be fetched again (once)."""
     if response.status == 401:
         raise TokenRefused()
-    return check(request, response)
+    return check(request, response, secrets)
 
 
 def transport_error(request: Request, failure: TransportFailure) -> RemoteRenderingError:
@@ -187,18 +247,54 @@ def _give_up(retry_state: tenacity.RetryCallState) -> Any:
     raise error.with_hint(hint, final_type) from error
 
 
+def backoff(settings: ConnectionSettings, attempt: int, after: float | None, elapsed: float) -> float:
+    """The wait before the next attempt: jittered exponential backoff, never shorter than ``Retry-After``.
+
+    Rule 6, "backoff always backs off": ``after`` (the service's ``Retry-After``) only lengthens the
+    wait, so ``Retry-After: 0`` or a past date still backs off. The wait is capped by what is left of
+    the call's budget (``retry_max_time``): a lower bound longer than that ends in one last attempt at
+    the budget's end rather than in giving up at once.
+
+    :param settings: the connection's retry settings.
+    :param attempt: the number of the attempt that just failed (1 for the first).
+    :param after: the service's ``Retry-After`` in seconds, if it gave one.
+    :param elapsed: seconds since the call's first attempt began.
+    """
+    ceiling = min(settings.retry_max_wait, settings.retry_min_wait * 2 ** (attempt - 1))
+    wait = random.uniform(ceiling / 2, ceiling)
+    if after is not None:
+        wait = max(wait, after)
+    return max(min(wait, settings.retry_max_time - elapsed), 0.0)
+
+
+class _StopWhenBudgetSpent(tenacity.stop.stop_base):
+    """Stop after ``retry_limit`` attempts, or when the next attempt would start after the budget."""
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.settings = settings
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        if retry_state.attempt_number >= self.settings.retry_limit:
+            return True
+        elapsed = retry_state.seconds_since_start or 0.0
+        # A wait capped at the budget's end may still be taken (1 ms of float slack); nothing later.
+        return elapsed >= self.settings.retry_max_time or (
+            elapsed + retry_state.upcoming_sleep > self.settings.retry_max_time + 1e-3
+        )
+
+
 def retry_kwargs(settings: ConnectionSettings, request: Request, log: Logger) -> dict[str, Any]:
-    """Tenacity's arguments for one call: jittered exponential backoff or ``Retry-After``, and a budget."""
+    """Tenacity's arguments for one call: :func:`backoff` (which honours ``Retry-After``), and a budget."""
 
     def wait(retry_state: tenacity.RetryCallState) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         after = getattr(error, "retry_after", None)
-        if after is not None:
-            return float(after)
-        ceiling = min(
-            settings.retry_max_wait, settings.retry_min_wait * 2 ** (retry_state.attempt_number - 1)
+        return backoff(
+            settings,
+            retry_state.attempt_number,
+            float(after) if after is not None else None,
+            retry_state.seconds_since_start or 0.0,
         )
-        return random.uniform(ceiling / 2, ceiling)
 
     def before_sleep(retry_state: tenacity.RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
@@ -212,8 +308,7 @@ def retry_kwargs(settings: ConnectionSettings, request: Request, log: Logger) ->
         )
 
     return {
-        "stop": tenacity.stop_after_attempt(settings.retry_limit)
-        | tenacity.stop_before_delay(settings.retry_max_time),
+        "stop": _StopWhenBudgetSpent(settings),
         "wait": wait,
         "retry": tenacity.retry_if_exception_type(TransientError),
         "before_sleep": before_sleep,

@@ -9,7 +9,6 @@ could have reached the service.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import weakref
 from collections.abc import Mapping
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_arr.exceptions import RemoteRenderingError
+from airflow_provider_arr.hooks.async_clients import SharedAsyncClient, async_clients
+from airflow_provider_arr.hooks.wire import decode_body, not_json_message, read_json
 
 if TYPE_CHECKING:
     import requests  # imported where used: it would add ~40 ms to every DAG file that imports us
@@ -72,15 +73,24 @@ class Response:
         """The ``MS-CV`` correlation vector the service team needs to trace the call."""
         return self.headers.get("ms-cv") or self.headers.get("MS-CV")
 
-    def json(self, operation: str) -> Any:
-        """The body as JSON (``None`` if empty); a non-JSON body is a :class:`RemoteRenderingError`."""
+    @classmethod
+    def from_wire(cls, status: int, headers: Mapping[str, str], content: bytes) -> Response:
+        """An answer as the HTTP library gave it; its text is decoded by :func:`wire.decode_body`."""
+        return cls(status, headers, decode_body(content, headers.get("content-type")))
+
+    def json(self, operation: str, secret: bool = False) -> Any:
+        """The body as JSON (``None`` if empty); a non-JSON body is a :class:`RemoteRenderingError`.
+
+        :param operation: the hook operation, for the error.
+        :param secret: a token answer: the error must not quote any of the body.
+        """
         try:
-            return json.loads(self.text) if self.text else None
-        except ValueError:
+            return read_json(self.text)
+        except (ValueError, RecursionError):
             raise RemoteRenderingError(
                 operation,
                 http_status=self.status,
-                service_message=f"answer is not JSON: {self.text[:200]!r}",
+                service_message=not_json_message(self.text, secret),
                 ms_cv=self.ms_cv,
             ) from None
 
@@ -250,7 +260,7 @@ class SyncTransport:
         except (requests.RequestException, ValueError) as error:  # ValueError: a header the library refuses
             _log_call(self._log, request, type(error).__name__, None, started)
             raise TransportFailure(error, request, _sent_nothing(error), _is_local(error)) from None
-        response = Response(answer.status_code, answer.headers, answer.text)
+        response = Response.from_wire(answer.status_code, answer.headers, answer.content)
         _log_call(self._log, request, response.status, response.ms_cv, started)
         return response
 
@@ -261,96 +271,35 @@ class SyncTransport:
             self._http = None
 
 
-#: Requests in flight at once on one event loop's shared client (all hosts together); more wait in turn.
-#: 20 carry 200 polls a second at 100 ms each: 1,000 sessions polled every 5 s. httpcore's pool scans
-#: every connection on every request, so a bigger pool costs CPU on each poll (tests/benchmarks).
-ASYNC_MAX_CONNECTIONS = 20
-#: Idle connections the shared client keeps open: all of them (httpcore closes an idle connection
-#: whenever the pool holds more connections than this, busy ones included).
-ASYNC_MAX_KEEPALIVE = ASYNC_MAX_CONNECTIONS
-
-
-class SharedAsyncClient:
-    """An ``httpx.AsyncClient`` for one event loop, and the slots that bound the requests in flight.
-
-    httpcore's pool does work proportional to (queued requests x connections) on every request
-    event; letting only as many requests into it as it has connections keeps that cost flat when
-    thousands of triggers poll at once.
-    """
-
-    def __init__(self) -> None:
-        import httpx
-
-        self.client = httpx.AsyncClient(
-            follow_redirects=False,
-            limits=httpx.Limits(
-                max_connections=ASYNC_MAX_CONNECTIONS, max_keepalive_connections=ASYNC_MAX_KEEPALIVE
-            ),
-        )
-        self.slots = asyncio.Semaphore(ASYNC_MAX_CONNECTIONS)
-        self.users = 0
-
-    async def acquire_slot(self, timeout: float) -> None:
-        """Wait for a free slot, at most ``timeout`` seconds (httpx's pool timeout), then take it."""
-        if not self.slots.locked():
-            await self.slots.acquire()
-            return
-        import httpx
-
-        try:
-            async with asyncio.timeout(timeout):
-                await self.slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout(f"no free connection within {timeout:g} s") from None
-
-
-class _AsyncClients:
-    """One :class:`SharedAsyncClient` per event loop, shared by the hooks on it, closed with its last user.
-
-    A client costs an SSL context (about 1 MB and up to 0.1 s of CPU), and a triggerer may
-    run thousands of triggers on one loop: sharing one client keeps that cost, and the number of open
-    connections, independent of the number of waits. Timeouts are set per request.
-    """
-
-    def __init__(self) -> None:
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedAsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def acquire(self, loop: asyncio.AbstractEventLoop) -> SharedAsyncClient:
-        shared = self._clients.get(loop)
-        if shared is None:
-            shared = self._clients[loop] = SharedAsyncClient()
-        shared.users += 1
-        return shared
-
-    async def release(self, loop: asyncio.AbstractEventLoop, shared: SharedAsyncClient) -> None:
-        shared.users -= 1
-        if shared.users <= 0:
-            if self._clients.get(loop) is shared:
-                del self._clients[loop]
-            await shared.client.aclose()
-
-
-async_clients = _AsyncClients()
-
-
 class AsyncTransport:
-    """The event loop's :class:`SharedAsyncClient`, taken on first use and released by :meth:`close`."""
+    """The event loop's :class:`SharedAsyncClient`, taken on first use and released by :meth:`close`.
+
+    Released also when the hook moves to another event loop, and when it is garbage-collected without
+    :meth:`close` (a finalizer): the client then ends with its loop (``async_clients.py``).
+    """
 
     def __init__(self, log: Logger) -> None:
         self._log = log
         self._shared: SharedAsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    async def _client(self) -> SharedAsyncClient:
+        loop = asyncio.get_running_loop()
+        shared = self._shared
+        if shared is None or shared.closed or self._loop is None or self._loop() is not loop:
+            if self._finalizer is not None:
+                self._finalizer()  # release the client of the loop this hook used before
+            shared = self._shared = await async_clients.acquire(loop)
+            self._loop = weakref.ref(loop)
+            self._finalizer = weakref.finalize(self, async_clients.release_soon, loop, shared)
+        return shared
 
     async def send(self, request: Request, credential: str, settings: ConnectionSettings) -> Response:
         """Send one request; raise :class:`TransportFailure` if no answer came."""
         import httpx
 
-        loop = asyncio.get_running_loop()
-        if self._shared is None or self._loop is not loop:
-            self._shared, self._loop = async_clients.acquire(loop), loop
-        shared = self._shared
+        shared = await self._client()
         started = time.perf_counter()
         try:
             await shared.acquire_slot(settings.read_timeout)
@@ -367,13 +316,15 @@ class AsyncTransport:
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as error:
             _log_call(self._log, request, type(error).__name__, None, started)
             raise TransportFailure(error, request, _sent_nothing(error), _is_local(error)) from None
-        response = Response(answer.status_code, answer.headers, answer.text)
+        response = Response.from_wire(answer.status_code, answer.headers, answer.content)
         _log_call(self._log, request, response.status, response.ms_cv, started)
         return response
 
     async def close(self) -> None:
         """Release the shared client (it is closed with its last user)."""
-        if self._shared is not None and self._loop is not None:
-            shared, loop = self._shared, self._loop
-            self._shared = self._loop = None
+        shared, loop = self._shared, self._loop() if self._loop is not None else None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._shared = self._loop = self._finalizer = None
+        if shared is not None and loop is not None:
             await async_clients.release(loop, shared)

@@ -5,6 +5,7 @@ Pure Python, no I/O and no Airflow imports.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -59,6 +60,27 @@ class ArrResponseError(ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"unexpected answer from the service: field {field!r} {problem}")
+
+
+def answer_text(value: Any) -> str | None:
+    """A field the contract gives as a string, read leniently (rule 5 of issue 18); ``None`` if it is none.
+
+    A string is itself; a JSON number is its decimal text (a 2021-01-01 id of digits, ``"12345"``, that a
+    service or proxy sent as ``12345``; a whole float as ``12345``, not ``12345.0``). Anything else (a
+    boolean, an object, a list, ``null``) is not text. The caller decides whether that is an error.
+
+    :param value: the decoded JSON value.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value.is_integer():
+            return str(int(value))
+    return str(value)
 
 
 def parse_timespan(text: str, field: str = "timespan") -> timedelta:

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_arr.models.common import ArrInputError, ArrResponseError, parse_status
+from airflow_provider_arr.models.common import ArrInputError, ArrResponseError, answer_text, parse_status
 
 #: The input formats the conversion service reads (the contract's list: models and point clouds).
 SUPPORTED_INPUT_EXTENSIONS = (".fbx", ".gltf", ".glb", ".ply", ".xyz", ".e57")
@@ -102,9 +102,9 @@ class ConversionProperties:
         """
         if not isinstance(data, Mapping):
             raise ArrResponseError("conversion", f"should be a JSON object, got {type(data).__name__}")
-        found = data.get("conversionId") or data.get("id")
+        found = answer_text(data.get("conversionId")) or answer_text(data.get("id"))
         return cls(
-            conversion_id=found if isinstance(found, str) and found else conversion_id,
+            conversion_id=found or conversion_id,
             status=ConversionStatus.parse(data.get("status")),
             output_asset_uri=_optional_str(data.get("outputAssetUri"), "outputAssetUri"),
             error_message=_error_message(data.get("error")),
@@ -120,9 +120,9 @@ class ConversionProperties:
         """
         if not isinstance(data, Mapping):
             raise ArrResponseError("conversion", f"should be a JSON object, got {type(data).__name__}")
-        conversion_id = data.get("id")
-        if not isinstance(conversion_id, str) or not conversion_id:
-            raise ArrResponseError("id", f"should be a non-empty string, got {conversion_id!r}")
+        conversion_id = answer_text(data.get("id"))
+        if not conversion_id:
+            raise ArrResponseError("id", f"should be a non-empty string, got {data.get('id')!r}")
         output = data.get("output")
         if output is not None and not isinstance(output, Mapping):
             raise ArrResponseError("output", f"should be an object or null, got {type(output).__name__}")
@@ -167,9 +167,10 @@ def _raw_status(value: Any) -> str | None:
 def _optional_str(value: Any, field: str) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
+    text = answer_text(value)
+    if text is None:
         raise ArrResponseError(field, f"should be a string, got {type(value).__name__}")
-    return value
+    return text
 
 
 def _error_message(error: Any) -> str | None:

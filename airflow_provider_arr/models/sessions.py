@@ -16,6 +16,7 @@ from airflow_provider_arr.models.common import (
     API_2021,
     ArrInputError,
     ArrResponseError,
+    answer_text,
     format_timespan,
     parse_status,
     parse_timespan,
@@ -307,20 +308,22 @@ def _port_field(data: Mapping[str, Any], key: str) -> int | None:
 
 def _required_str(data: Mapping[str, Any], key: str) -> str:
     value = data.get(key)
-    if not isinstance(value, str) or not value:
+    text = answer_text(value)
+    if not text:
         raise ArrResponseError(
             key, "is missing" if value is None else f"should be a non-empty string, got {value!r}"
         )
-    return value
+    return text
 
 
 def _optional_str(data: Mapping[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
+    text = answer_text(value)
+    if text is None:
         raise ArrResponseError(key, f"should be a string, got {type(value).__name__}")
-    return value
+    return text
 
 
 def _minutes_field(data: Mapping[str, Any], key: str) -> timedelta:

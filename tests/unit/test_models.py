@@ -193,7 +193,7 @@ def test_properties_without_size_and_hostname_while_starting():
         ({**CONTRACT_EXAMPLE, "sessionId": None}, "sessionId"),
         ({**CONTRACT_EXAMPLE, "sessionStatus": 7}, "sessionStatus"),
         ({**CONTRACT_EXAMPLE, "sessionMaxLeaseTime": "4 hours"}, "sessionMaxLeaseTime"),
-        ({**CONTRACT_EXAMPLE, "sessionHostname": 12}, "sessionHostname"),
+        ({**CONTRACT_EXAMPLE, "sessionHostname": ["h"]}, "sessionHostname"),  # a number is read (rule 5)
         ([1, 2], "properties"),
     ],
 )
