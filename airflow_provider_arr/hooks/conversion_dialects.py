@@ -17,7 +17,8 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionNotFoundError,
     RemoteRenderingError,
 )
-from airflow_provider_arr.hooks.policy import ResourceKind, parse_answer, parse_page
+from airflow_provider_arr.hooks.paging import parse_page
+from airflow_provider_arr.hooks.policy import ResourceKind, parse_answer
 from airflow_provider_arr.hooks.settings import ConnectionSettings
 from airflow_provider_arr.hooks.transport import Logger, Request, Response
 from airflow_provider_arr.models import (

@@ -21,6 +21,7 @@ from airflow_provider_arr.exceptions import (
 from airflow_provider_arr.hooks import policy
 from airflow_provider_arr.hooks.base import Pause, RemoteRenderingBaseHook, Steps, _amask, _mask
 from airflow_provider_arr.hooks.dialects import Dialect
+from airflow_provider_arr.hooks.paging import PageWalk
 from airflow_provider_arr.hooks.settings import same_origin_link
 from airflow_provider_arr.hooks.transport import Logger, Request, Response
 from airflow_provider_arr.models import (
@@ -76,7 +77,7 @@ def list_steps(dialect: Dialect, log: Logger | None = None) -> Steps[list[Conver
     """
     conversions: list[ConversionProperties] = []
     first = dialect.conversion_list_request()
-    walk = policy.PageWalk("list_conversions", first.url)
+    walk = PageWalk("list_conversions", first.url)
     request: Request | None = first
     while request is not None:
         response = yield request

@@ -29,7 +29,8 @@ from airflow_provider_arr.hooks.conversion_dialects import (
     ConversionDialect,
     V1Conversions,
 )
-from airflow_provider_arr.hooks.policy import ResourceKind, parse_answer, parse_page
+from airflow_provider_arr.hooks.paging import parse_page
+from airflow_provider_arr.hooks.policy import ResourceKind, parse_answer
 from airflow_provider_arr.hooks.settings import ConnectionSettings, same_origin_link
 from airflow_provider_arr.hooks.transport import Logger, Request, Response
 from airflow_provider_arr.hooks.wire import mask_secrets

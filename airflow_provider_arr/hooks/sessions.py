@@ -35,7 +35,7 @@ __all__ = [
     "wait_ready_steps",
 ]
 from airflow_provider_arr.hooks.dialects import SESSION_MAY_EXIST, Dialect
-from airflow_provider_arr.hooks.policy import PageWalk
+from airflow_provider_arr.hooks.paging import PageWalk
 from airflow_provider_arr.hooks.transport import Logger, Request, Response
 from airflow_provider_arr.models import (
     SessionProperties,

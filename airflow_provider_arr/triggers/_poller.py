@@ -21,7 +21,7 @@ is retried by the hook's policy (``Retry-After``), so every wait backs off toget
 the same connection settings, compared with the account key hashed, never in clear.
 
 **Bounded (issue 18, rule 3).** A list call reads at most ``MAX_LIST_PAGES`` pages and never one twice
-(``policy.PageWalk``); each wait stops waiting for an answer at its own deadline (plus the last look's
+(``paging.PageWalk``); each wait stops waiting for an answer at its own deadline (plus the last look's
 grace, ``base.abandon_at``) even while a poll is in flight, hung or failing; and the waits its listing
 answers are answered before the reads of their own that others need, each as it ends.
 """

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_provider_arr.exceptions import RemoteRenderingError
-from airflow_provider_arr.hooks import policy
+from airflow_provider_arr.hooks import paging
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from tests.helpers import FAST_RETRIES
 
@@ -67,7 +67,7 @@ def test_a_conversion_list_stops_the_same_way(arr_conn, monkeypatch, loop, pages
 @pytest.mark.parametrize("cap", [1, 2, 7])
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_an_endless_list_stops_at_the_page_cap(arr_conn, api_version, monkeypatch, cap, mode):
-    monkeypatch.setattr(policy, "MAX_LIST_PAGES", cap)
+    monkeypatch.setattr(paging, "MAX_LIST_PAGES", cap)
     arr_conn.state.loop_next_link("endless")
     with pytest.raises(RemoteRenderingError, match=f"did not end within {cap} pages"):
         listing("sessions", mode)
@@ -100,7 +100,7 @@ BASE = "https://remoterendering.westus2.mixedreality.azure.com/accounts/a/sessio
     ],
 )
 def test_links_that_differ_only_in_spelling_are_the_same_page(other):
-    assert policy.page_key(other) == policy.page_key(BASE + "?api-version=2021-01-01")
+    assert paging.page_key(other) == paging.page_key(BASE + "?api-version=2021-01-01")
 
 
 @given(
@@ -108,7 +108,7 @@ def test_links_that_differ_only_in_spelling_are_the_same_page(other):
     st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=1),
 )
 def test_continuation_tokens_tell_pages_apart_case_sensitively(first, second):
-    key = policy.page_key
+    key = paging.page_key
     same = key(f"{BASE}?api-version=2021-01-01&continuationToken={first}") == key(
         f"{BASE}?continuationToken={second}&api-version=2021-01-01"
     )
