@@ -1,0 +1,371 @@
+"""Signing in with Microsoft Entra ID (issue 19), against the emulator over https on a loopback socket.
+
+azure-identity talks to the emulator's Entra endpoints (OpenID discovery, client credentials, the App
+Service managed-identity endpoint), the hook exchanges the Entra token at the emulator's STS, and the
+ARR calls are those of an account-key connection. Both dialects; the emulator tells how the STS was
+signed in to, so "the STS never sees <id>:<key>" is asserted from the server's side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("azure.identity")
+
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_provider_arr.emulator import ArrEmulator
+from airflow_provider_arr.emulator.entra import DEFAULT_TENANT_ID
+from airflow_provider_arr.emulator.tls import make_self_signed_cert
+from airflow_provider_arr.exceptions import RemoteRenderingError
+from airflow_provider_arr.hooks import entra
+from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+from airflow_provider_arr.models import ArrInputError
+from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
+from tests.helpers import FAST_RETRIES, make_rsa_certificate
+
+CONN_ID = "arr_entra"
+SECRET = "entra-client-secret-9fQ2-do-not-log"
+DIALECTS = ["v1", "2021-01-01"]
+IN = "https://contosoin.blob.core.windows.net/models"
+OUT = "https://contosoout.blob.core.windows.net/assets"
+#: Variables that would let azure-identity find an identity of this machine instead of the test's.
+AZURE_VARIABLES = [
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    "AZURE_TOKEN_CREDENTIALS",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+]
+
+
+@pytest.fixture(scope="module")
+def tls_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArrEmulator]:
+    certfile, keyfile = make_self_signed_cert(tmp_path_factory.mktemp("tls"))
+    with ArrEmulator(start_delay=0.1, certfile=certfile, keyfile=keyfile) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emu(tls_emulator: ArrEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[ArrEmulator]:
+    """The https emulator, fresh, trusted through the standard variables; no Azure identity of the host."""
+    tls_emulator.state.reset()
+    tls_emulator.state.conversion_delay = 0.1
+    for name in AZURE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_emulator.certfile))  # requests (sync)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_emulator.certfile))  # httpx (async)
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "prod")  # no developer credentials (CLI, ...)
+    yield tls_emulator
+    tls_emulator.state.reset()
+
+
+def use(monkeypatch: pytest.MonkeyPatch, connection: dict[str, Any]) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
+
+
+def principal_connection(
+    emu: ArrEmulator, monkeypatch: pytest.MonkeyPatch, role: str | None, api_version: str = "v1", **extra: Any
+) -> Any:
+    principal = emu.state.add_principal(secret=SECRET, role=role)
+    use(monkeypatch, emu.entra_connection(principal, api_version=api_version, **FAST_RETRIES, **extra))
+    return principal
+
+
+def sts_kinds(emu: ArrEmulator) -> set[str]:
+    return {kind for kind, _ in emu.state.sts_sign_ins()}
+
+
+def call(hook: RemoteRenderingHook, name: str, async_path: bool) -> Any:
+    """Call the hook's ``name`` (e.g. ``get_token``), or its async twin on a loop of its own."""
+    if async_path:
+        return asyncio.run(getattr(hook, f"a{name}")())
+    return getattr(hook, name)()
+
+
+def logged(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> str:
+    """Everything logged: Python logging, and Airflow's structlog lines on stdout and stderr."""
+    out, err = capsys.readouterr()
+    return "\n".join([caplog.text, out, err])
+
+
+def secrets_of(emu: ArrEmulator) -> list[str]:
+    """What must never appear: the client secret, the account key, every Entra and STS token."""
+    return [SECRET, emu.account_key, *emu.state.issued_entra_tokens(), *emu.state.issued_tokens()]
+
+
+# ------------------------------------------------------------------ a service principal, end to end
+
+
+@pytest.mark.parametrize("api_version", DIALECTS)
+@pytest.mark.parametrize("credential", ["client_secret", "certificate"])
+def test_a_service_principal_creates_waits_and_stops_a_session(
+    emu, monkeypatch, tmp_path, caplog, capsys, api_version, credential
+):
+    caplog.set_level(logging.DEBUG)
+    if credential == "client_secret":
+        principal_connection(emu, monkeypatch, "Administrator", api_version)
+    else:
+        certificate, path, _ = make_rsa_certificate(tmp_path)
+        principal = emu.state.add_principal(certificate=certificate)
+        use(monkeypatch, emu.entra_connection(principal, api_version=api_version, certificate_path=path))
+    with RemoteRenderingHook(CONN_ID) as hook:
+        session_id = hook.create_session("0:30:00")
+        ready = hook.wait_until_ready(session_id, poll_interval=0.05, end_time=time.time() + 10)
+        hook.stop_session(session_id)
+
+    assert ready.status == "Ready"
+    assert [record.status for record in emu.state.sessions()] == ["Stopped"]
+    assert sts_kinds(emu) == {"entra"}  # the STS never saw <id>:<key>
+    assert emu.state.request_counts["token"] == 1  # one STS token served every call
+    logs = logged(caplog, capsys)
+    assert "RemoteRenderingHook" in logs  # the scan means something: the hook logged
+    for secret in secrets_of(emu):
+        assert secret not in logs
+
+
+@pytest.mark.parametrize("api_version", DIALECTS)
+def test_the_ready_sensor_waits_by_poking_and_deferred(emu, monkeypatch, api_version):
+    principal_connection(emu, monkeypatch, "Client", api_version)
+
+    def sensor(session_id: str, **kwargs: Any) -> RemoteRenderingSessionReadySensor:
+        return RemoteRenderingSessionReadySensor(
+            task_id="wait", session_id=session_id, arr_conn_id=CONN_ID, poke_interval=0.05, **kwargs
+        )
+
+    with RemoteRenderingHook(CONN_ID) as hook:
+        first = hook.create_session("0:30:00")
+        poked = sensor(first).execute({})
+        emu.state.slow_next_start(1.0)  # still Starting when the deferrable sensor first looks
+        second = hook.create_session("0:30:00")
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor(second, deferrable=True).execute({})
+
+    async def run_trigger() -> list[Any]:
+        return [event.payload async for event in deferred.value.trigger.run()]
+
+    (event,) = asyncio.run(run_trigger())  # the triggerer's side: azure.identity.aio, closed after
+    assert poked["session_id"] == first
+    assert (event["status"], event["session_id"]) == ("success", second)
+    assert sts_kinds(emu) == {"entra"}
+
+
+@pytest.mark.parametrize("api_version", DIALECTS)
+async def test_the_async_path_signs_in_on_its_own_loop(emu, monkeypatch, api_version):
+    principal_connection(emu, monkeypatch, "Client", api_version)
+    async with RemoteRenderingHook(CONN_ID) as hook:
+        session_id = await hook.acreate_session("0:30:00")
+        await hook.astop_session(session_id)
+    assert sts_kinds(emu) == {"entra"}
+    assert len(emu.state.issued_entra_tokens()) == 1
+
+
+@pytest.mark.parametrize("api_version", DIALECTS)
+def test_an_administrator_converts_an_asset(emu, monkeypatch, api_version):
+    principal_connection(emu, monkeypatch, "Administrator", api_version)
+    with RemoteRenderingHook(CONN_ID) as hook:
+        conversion_id = hook.create_conversion(IN, "house.fbx", OUT)
+        done = hook.wait_for_conversion(conversion_id, poll_interval=0.05, end_time=time.time() + 10)
+    assert done.status == "Succeeded"
+    assert sts_kinds(emu) == {"entra"}
+
+
+# ------------------------------------------------------------------ errors that say what to fix
+
+
+@pytest.mark.parametrize("api_version", DIALECTS)
+def test_a_client_principal_conversion_fails_naming_the_role(emu, monkeypatch, api_version):
+    principal_connection(emu, monkeypatch, "Client", api_version)
+    with RemoteRenderingHook(CONN_ID) as hook, pytest.raises(RemoteRenderingError) as refused:
+        hook.create_conversion(IN, "house.fbx", OUT)
+    assert refused.value.http_status == 403
+    assert "Remote Rendering Administrator role" in str(refused.value)
+    assert emu.state.conversions() == []
+
+
+@pytest.mark.parametrize("async_path", [False, True], ids=["sync", "async"])
+def test_a_wrong_secret_fails_fast_naming_the_field_never_the_secret(
+    emu, monkeypatch, caplog, capsys, async_path
+):
+    caplog.set_level(logging.DEBUG)
+    principal = emu.state.add_principal(secret=SECRET)
+    wrong = "wrong-secret-value-4Kd8"
+    use(monkeypatch, emu.entra_connection(principal, client_secret=wrong, retry_limit=6))
+
+    hook = RemoteRenderingHook(CONN_ID)
+    with pytest.raises(RemoteRenderingError) as refused:
+        call(hook, "get_token", async_path)
+
+    text = str(refused.value)
+    assert "extra 'client_secret'" in text
+    assert "AADSTS7000215" in text  # Entra's own reason, without the value
+    assert wrong not in text
+    assert SECRET not in text
+    logs = logged(caplog, capsys)
+    assert "ClientSecretCredential" in logs  # the scan means something: the Entra leg logged
+    assert wrong not in logs
+    assert "attempt" not in logs  # no retry: a refused secret cannot get better
+    assert emu.state.request_counts["token"] == 0  # the STS was never asked
+
+
+MISSING_FIELDS = [
+    pytest.param({"client_id": "c", "client_secret": SECRET}, "extra 'tenantId'", id="secret-no-tenant"),
+    pytest.param({"tenantId": "t", "client_secret": SECRET}, "extra 'client_id'", id="secret-no-client"),
+    pytest.param({"tenantId": "t", "certificate_path": "/x.pem"}, "extra 'client_id'", id="cert-no-client"),
+    pytest.param({"client_id": "c", "certificate_path": "/x.pem"}, "extra 'tenantId'", id="cert-no-tenant"),
+    pytest.param({"client_id": "c", "tenantId": "t"}, "extra 'client_id'", id="client-id-alone"),
+    pytest.param(
+        {"client_id": "c", "tenantId": "t", "client_secret": SECRET, "certificate_path": "/x.pem"},
+        "'client_secret' and 'certificate_path'",
+        id="secret-and-certificate",
+    ),
+    pytest.param({"authority_host": "http://127.0.0.1:1"}, "extra 'authority_host'", id="authority-http"),
+    pytest.param(
+        {"client_id": "c", "tenantId": "t", "client_secret": SECRET[:4] + "\x07" + SECRET[4:]},
+        "extra 'client_secret'",
+        id="secret-control-character",
+    ),
+    pytest.param({}, r"password \(account key\)", id="no-key-no-entra-extra"),
+    pytest.param(
+        {"client_id": "c", "tenantId": "t", "certificate_path": "/no/such/file.pem"},
+        "extra 'certificate_path'",
+        id="certificate-unreadable",
+    ),
+]
+
+
+@pytest.mark.parametrize(("extra", "field"), MISSING_FIELDS)
+@pytest.mark.parametrize("async_path", [False, True], ids=["sync", "async"])
+def test_missing_or_bad_fields_fail_before_any_http(emu, monkeypatch, extra, field, async_path):
+    connection = emu.connection(**extra)
+    del connection["password"]
+    use(monkeypatch, connection)
+    hook = RemoteRenderingHook(CONN_ID)
+    with pytest.raises(ArrInputError, match=field) as refused:
+        call(hook, "list_sessions", async_path)
+    assert SECRET not in str(refused.value)
+    assert sum(emu.state.request_counts.values()) == 0
+    assert emu.state.issued_entra_tokens() == []
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragment"),
+    [
+        pytest.param({"role": None}, "has a Remote Rendering role", id="no-role"),
+        pytest.param(
+            {"entra_scope": "https://sts.westus2.mixedreality.azure.com/.default"}, "entra_scope", id="scope"
+        ),
+    ],
+)
+def test_an_sts_refusal_in_entra_mode_names_the_likely_cause(emu, monkeypatch, setup, fragment):
+    setup = dict(setup)
+    principal_connection(emu, monkeypatch, setup.pop("role", "Administrator"), **setup)
+    with pytest.raises(RemoteRenderingError) as refused:
+        RemoteRenderingHook(CONN_ID).get_token()
+    assert refused.value.http_status == 401
+    assert fragment in str(refused.value)
+    assert "account key" not in str(refused.value)
+
+
+def test_a_missing_azure_identity_names_the_extra_to_install(emu, monkeypatch):
+    principal_connection(emu, monkeypatch, "Administrator")
+    monkeypatch.setitem(sys.modules, "azure.identity", None)  # import fails as if not installed
+    with pytest.raises(RemoteRenderingError, match=r"pip install 'airflow-provider-arr\[entra\]'"):
+        RemoteRenderingHook(CONN_ID).get_token()
+    assert emu.state.request_counts["token"] == 0
+
+
+# ------------------------------------------------------------------ managed identity
+
+
+@pytest.mark.parametrize("api_version", DIALECTS)
+@pytest.mark.parametrize("assigned", ["system", "user"])
+def test_a_managed_identity_signs_in_through_the_app_service_endpoint(
+    emu, monkeypatch, api_version, assigned
+):
+    if assigned == "user":
+        identity = emu.state.add_managed_identity("7d1e0f2a-3b4c-4d5e-8f60-718293a4b5c6")
+        extra = {"managed_identity_client_id": identity.client_id}  # alone: no tenant needed
+    else:
+        emu.state.add_managed_identity("0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d", role="Client")
+        emu.state.add_managed_identity()
+        extra = {"tenantId": DEFAULT_TENANT_ID}
+    connection = emu.connection(api_version=api_version, **extra)
+    del connection["password"]
+    use(monkeypatch, connection)
+    # azure-identity finds App Service's endpoint in these variables; it speaks plain http to it.
+    with ArrEmulator(state=emu.state) as plain:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{plain.url}/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", emu.state.identity_header)
+        with RemoteRenderingHook(CONN_ID) as hook:
+            session_id = hook.create_session("0:30:00")
+            hook.stop_session(session_id)
+    assert sts_kinds(emu) == {"entra"}
+
+
+# ------------------------------------------------------------------ test connection, cache, log
+
+
+@pytest.mark.parametrize(
+    ("role", "passed", "fragment"),
+    [
+        ("Administrator", True, "Connected as Microsoft Entra ID: service principal"),
+        ("Client", True, "Connected as Microsoft Entra ID"),
+        (None, False, "Remote Rendering role"),
+    ],
+)
+def test_test_connection_gets_a_token_and_makes_one_arr_call(emu, monkeypatch, role, passed, fragment):
+    principal_connection(emu, monkeypatch, role)
+    ok, message = RemoteRenderingHook(CONN_ID).test_connection()
+    assert (ok, fragment in message) == (passed, True), message
+    assert emu.state.request_counts["token"] == 1
+    assert emu.state.request_counts["list"] == (1 if passed else 0)
+    assert SECRET not in message
+
+
+def test_the_token_cache_tells_principals_and_secrets_apart(emu, monkeypatch):
+    principal_connection(emu, monkeypatch, "Administrator")
+    good = RemoteRenderingHook(CONN_ID).settings
+    other = emu.state.add_principal(secret="another-secret", role="Client")
+    use(monkeypatch, emu.entra_connection(other))
+    second = RemoteRenderingHook(CONN_ID).settings
+    use(monkeypatch, emu.entra_connection(other, client_secret="a-wrong-one"))
+    wrong = RemoteRenderingHook(CONN_ID).settings
+    keys = {good.token_cache_key, second.token_cache_key, wrong.token_cache_key}
+    assert len(keys) == 3
+    assert all(SECRET not in part for key in keys for part in key)
+
+
+def test_the_sign_in_is_logged_once_and_without_a_secret(emu, monkeypatch):
+    lines: list[str] = []
+
+    class Log:
+        def info(self, message: str, *args: Any) -> None:
+            lines.append(message % args)
+
+    monkeypatch.setattr(entra, "_logged", set())
+    principal_connection(emu, monkeypatch, "Administrator")
+    for _ in range(3):
+        hook = RemoteRenderingHook(CONN_ID)
+        hook.log_to(Log())
+        hook.settings  # noqa: B018 (reading the settings chooses the sign-in and logs it)
+    assert len(lines) == 1
+    assert "service principal" in lines[0]
+    assert "(client secret)" in lines[0]
+    assert SECRET not in lines[0]
