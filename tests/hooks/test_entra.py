@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -369,3 +370,21 @@ def test_the_sign_in_is_logged_once_and_without_a_secret(emu, monkeypatch):
     assert "service principal" in lines[0]
     assert "(client secret)" in lines[0]
     assert SECRET not in lines[0]
+
+
+@pytest.mark.parametrize("async_path", [False, True], ids=["sync", "async"])
+def test_the_secret_the_certificate_and_both_tokens_are_masked(emu, monkeypatch, tmp_path, async_path):
+    from airflow.sdk._shared.secrets_masker import _secrets_masker
+
+    certificate, path, _ = make_rsa_certificate(tmp_path)
+    principal = emu.state.add_principal(certificate=certificate)
+    use(monkeypatch, emu.entra_connection(principal, certificate_path=path))
+    call(RemoteRenderingHook(CONN_ID), "get_token", async_path)
+    principal_connection(emu, monkeypatch, "Administrator")
+    call(RemoteRenderingHook(CONN_ID), "get_token", async_path)
+
+    key_lines = [line for line in Path(path).read_text().splitlines() if len(line) >= 32]
+    shown = [*key_lines, SECRET, *emu.state.issued_entra_tokens(), *emu.state.issued_tokens()]
+    assert len(shown) > 6
+    for secret in shown:
+        assert secret not in _secrets_masker().redact(f"text around {secret} it")
