@@ -203,7 +203,11 @@ def _entra_lines(url: str, state: EmulatorState) -> list[str]:
     first = principals[0]
     extra = {"sts_url": url, "authority_host": url, "tenantId": first.tenant_id, "client_id": first.client_id}
     entra = {"conn_type": CONN_TYPE, "host": url, "login": state.account_id, "extra": extra}
-    lines = [f"  Entra ID principals: {', '.join(f'{p.client_id} ({p.roles})' for p in principals)}"]
+    described = [
+        f"{p.client_id} ({', '.join(f'{r} on {a}' for a, r in p.roles.items()) or 'no role'})"
+        for p in principals
+    ]
+    lines = [f"  Entra ID principals (tenant {first.tenant_id}): {'; '.join(described)}"]
     if not url.startswith("https://"):
         lines.append("  (Entra clients accept only https: start the emulator with --certfile to sign in)")
     return [
