@@ -16,6 +16,7 @@ import math
 import secrets
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +103,7 @@ class EntraDirectory:
     """Principals, roles and Entra tokens of the emulator state, behind the state's lock."""
 
     _lock: threading.RLock
+    _counts: Counter[str]
     account_id: str
     identity_header: str
 
@@ -188,6 +190,14 @@ class EntraDirectory:
         """Every principal and managed identity, in the order they were added."""
         with self._lock:
             return list(self._principals.values())
+
+    def count_entra_call(self, operation: str) -> None:
+        """Count a call of an Entra route in ``request_counts``, beside the ARR operations.
+
+        :param operation: ``entra_discovery``, ``entra_token`` or ``managed_identity``.
+        """
+        with self._lock:
+            self._counts[operation] += 1
 
     def knows_tenant(self, tenant_id: str) -> bool:
         """Whether some principal belongs to the tenant (OpenID discovery answers only for those)."""

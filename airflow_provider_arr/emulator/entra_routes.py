@@ -36,6 +36,7 @@ def build_entra_router(state: EmulatorState) -> APIRouter:
     @router.get("/{tenant_id}/v2.0/.well-known/openid-configuration")
     async def openid_configuration(tenant_id: str, request: Request) -> Response:
         """The tenant's OpenID configuration: where its token endpoint is."""
+        state.count_entra_call("entra_discovery")
         if not state.knows_tenant(tenant_id):
             error = EntraError(400, "invalid_tenant", f"AADSTS90002: Tenant '{tenant_id}' not found.")
             return json_response(error.body(), error.status)
@@ -56,6 +57,7 @@ def build_entra_router(state: EmulatorState) -> APIRouter:
     @router.post("/{tenant_id}/oauth2/v2.0/token")
     async def token(tenant_id: str, request: Request) -> Response:
         """OAuth 2.0 client credentials: an access token for ``scope``, or an OAuth error."""
+        state.count_entra_call("entra_token")
         form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace")))
         token_url = str(request.url.replace(query=""))
         try:
@@ -73,6 +75,7 @@ def build_entra_router(state: EmulatorState) -> APIRouter:
     @router.get(MANAGED_IDENTITY_PATH)
     async def managed_identity(request: Request) -> Response:
         """App Service managed identity: a token for ``resource``, of ``client_id`` or the system identity."""
+        state.count_entra_call("managed_identity")
         resource = request.query_params.get("resource", "")
         try:
             access_token = state.managed_identity_token(
