@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import ssl
 import threading
 from pathlib import Path
 from typing import Any
@@ -250,13 +251,29 @@ def _failure(settings: ConnectionSettings, error: Exception) -> RemoteRenderingE
             "extras 'managed_identity_client_id' and 'workload_identity_tenant_id'"
         )
     where = settings.authority_host or "login.microsoftonline.com (or AZURE_AUTHORITY_HOST)"
-    if isinstance(error, ServiceRequestError):
+    causes = _causes(error)
+    if any(isinstance(cause, ssl.SSLError) for cause in causes) or "CERTIFICATE_VERIFY_FAILED" in reason:
+        hint = (
+            f"The TLS certificate of Microsoft Entra ID at {where} is not trusted: check extra "
+            "'authority_host', and REQUESTS_CA_BUNDLE / SSL_CERT_FILE if you set them."
+        )
+    elif any(isinstance(cause, ServiceRequestError | ConnectionError) for cause in causes):
         hint = f"Microsoft Entra ID at {where} could not be reached: check extra 'authority_host'."
     elif isinstance(error, ClientAuthenticationError):
         hint = f"Microsoft Entra ID refused the sign-in: check {fields}."
     else:
         hint = f"Signing in with Microsoft Entra ID at {where} failed: check {fields}, and 'authority_host'."
     return RemoteRenderingError(OPERATION, service_message=reason, hint=hint)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and the errors it was raised from or during (MSAL wraps a network error in its own)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
 
 
 def _reason(settings: ConnectionSettings, error: Exception) -> str:

@@ -31,7 +31,7 @@ from airflow_provider_arr.hooks import entra
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from airflow_provider_arr.models import ArrInputError
 from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
-from tests.helpers import FAST_RETRIES, make_rsa_certificate
+from tests.helpers import FAST_RETRIES, client_assertion, make_rsa_certificate
 
 CONN_ID = "arr_entra"
 SECRET = "entra-client-secret-9fQ2-do-not-log"
@@ -85,7 +85,9 @@ def principal_connection(
     emu: ArrEmulator, monkeypatch: pytest.MonkeyPatch, role: str | None, api_version: str = "v1", **extra: Any
 ) -> Any:
     principal = emu.state.add_principal(secret=SECRET, role=role)
-    use(monkeypatch, emu.entra_connection(principal, api_version=api_version, **FAST_RETRIES, **extra))
+    if api_version != "v1":  # v1 is the default, and Airflow's masker warns of any short extra string
+        extra["api_version"] = api_version
+    use(monkeypatch, emu.entra_connection(principal, **FAST_RETRIES, **extra))
     return principal
 
 
@@ -222,6 +224,7 @@ def test_a_wrong_secret_fails_fast_naming_the_field_never_the_secret(
     assert "ClientSecretCredential" in logs  # the scan means something: the Entra leg logged
     assert wrong not in logs
     assert "attempt" not in logs  # no retry: a refused secret cannot get better
+    assert emu.state.request_counts["entra_token"] == 1  # asked once
     assert emu.state.request_counts["token"] == 0  # the STS was never asked
 
 
@@ -292,7 +295,20 @@ def test_a_missing_azure_identity_names_the_extra_to_install(emu, monkeypatch):
     assert emu.state.request_counts["token"] == 0
 
 
-# ------------------------------------------------------------------ managed identity
+@pytest.mark.parametrize("async_path", [False, True], ids=["sync", "async"])
+def test_tls_to_entra_is_verified_with_the_standard_variables(emu, monkeypatch, tmp_path, async_path):
+    principal_connection(emu, monkeypatch, "Administrator")
+    stranger, _ = make_self_signed_cert(tmp_path)  # a CA that did not sign the emulator's certificate
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", stranger)
+    monkeypatch.setenv("SSL_CERT_FILE", stranger)
+    with pytest.raises(RemoteRenderingError) as refused:
+        call(RemoteRenderingHook(CONN_ID), "get_token", async_path)
+    assert "is not trusted: check extra 'authority_host', and REQUESTS_CA_BUNDLE" in str(refused.value)
+    assert emu.state.request_counts["entra_token"] == 0  # the secret never went to an unverified host
+    assert emu.state.issued_entra_tokens() == []
+
+
+# ------------------------------------------------------------------ managed and workload identity
 
 
 @pytest.mark.parametrize("api_version", DIALECTS)
@@ -318,6 +334,25 @@ def test_a_managed_identity_signs_in_through_the_app_service_endpoint(
             session_id = hook.create_session("0:30:00")
             hook.stop_session(session_id)
     assert sts_kinds(emu) == {"entra"}
+
+
+def test_an_aks_workload_identity_signs_in_with_its_federated_token(emu, monkeypatch, tmp_path):
+    certificate, _, key = make_rsa_certificate(tmp_path)
+    principal = emu.state.add_principal(certificate=certificate, role="Client")
+    token_url = f"{emu.url}/{principal.tenant_id}/oauth2/v2.0/token"
+    federated = tmp_path / "azure-identity-token"
+    federated.write_text(client_assertion(key, principal.client_id, token_url))
+    # What AKS injects into a pod whose service account has a workload identity.
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(federated))
+    monkeypatch.setenv("AZURE_CLIENT_ID", principal.client_id)
+    monkeypatch.setenv("AZURE_TENANT_ID", principal.tenant_id)
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", emu.url)
+    connection = emu.connection(workload_identity_tenant_id=principal.tenant_id)
+    del connection["password"]
+    use(monkeypatch, connection)
+    with RemoteRenderingHook(CONN_ID) as hook:
+        assert hook.list_sessions() == []
+    assert emu.state.sts_sign_ins() == [("entra", principal.client_id)]
 
 
 # ------------------------------------------------------------------ test connection, cache, log
@@ -388,3 +423,33 @@ def test_the_secret_the_certificate_and_both_tokens_are_masked(emu, monkeypatch,
     assert len(shown) > 6
     for secret in shown:
         assert secret not in _secrets_masker().redact(f"text around {secret} it")
+
+
+# ------------------------------------------------------------------ no cost for account-key users
+
+
+def test_dag_files_and_account_key_calls_import_no_azure_identity(emulator_for_key: ArrEmulator) -> None:
+    """The import-cost benchmark's modules, and a whole account-key call, load neither azure nor msal."""
+    import os
+    import subprocess
+
+    script = (
+        "import sys\n"
+        "import airflow_provider_arr.operators.remote_rendering\n"
+        "import airflow_provider_arr.sensors.remote_rendering\n"
+        "from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook\n"
+        "RemoteRenderingHook().list_sessions()\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('msal', 'msal_extensions')"
+        " or m.startswith('azure.identity'))\n"
+        "print('LOADED', loaded)\n"
+    )
+    env = dict(os.environ) | emulator_for_key.env()
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "LOADED []" in run.stdout
+
+
+@pytest.fixture
+def emulator_for_key() -> Iterator[ArrEmulator]:
+    with ArrEmulator() as emulator:
+        yield emulator
