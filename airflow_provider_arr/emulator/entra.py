@@ -105,7 +105,8 @@ class EntraDirectory:
     _lock: threading.RLock
     _counts: Counter[str]
     account_id: str
-    identity_header: str
+    #: What ``IDENTITY_HEADER`` must be for the managed-identity endpoint (a test may change it).
+    identity_header: str = DEFAULT_IDENTITY_HEADER
 
     def _init_entra(self, wall_clock: Callable[[], float]) -> None:
         self._entra_clock = wall_clock

@@ -7,9 +7,10 @@ the optional extra ``airflow-provider-arr[entra]`` and imported only here, only 
 in with Entra ID (DAG files and account-key users pay nothing).
 
 - The sync path uses the sync credentials; the async path (triggers, the shared poller) uses
-  ``azure.identity.aio``. One credential per token-service fetch, created on the calling thread or
-  event loop and closed right after: STS tokens are cached for hours, and an async credential kept
-  across event loops leaks its HTTP session (apache/airflow#55724).
+  ``azure.identity.aio``. One credential per request to the token service (an attempt of the STS
+  call), created on the calling thread or event loop and closed right after: STS tokens are cached
+  for hours, and an async credential kept across event loops leaks its HTTP session
+  (apache/airflow#55724).
 - The async credentials run on azure-core's ``AsyncioRequestsTransport`` (``requests`` in a worker
   thread), so no aiohttp is needed, and TLS is verified the same way on both paths: the system's trust
   store (certifi through ``requests``), or ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` when set.

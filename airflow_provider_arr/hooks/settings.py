@@ -225,6 +225,8 @@ def _entra_fields(extra: Mapping[str, Any], has_key: bool, where: Any) -> dict[s
     fields: dict[str, Any] = {}
     for name in ENTRA_EXTRAS:
         value = extra.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ArrInputError(where(f"extra {name!r}"), f"must be a string, got {type(value).__name__}")
         if value is not None:
             fields[name] = check_credential(value, where(f"extra {name!r}"))
     scope = fields.pop("entra_scope", DEFAULT_ENTRA_SCOPE)

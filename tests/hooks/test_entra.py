@@ -246,6 +246,7 @@ MISSING_FIELDS = [
         id="secret-control-character",
     ),
     pytest.param({}, r"password \(account key\)", id="no-key-no-entra-extra"),
+    pytest.param({"tenantId": 42}, "extra 'tenantId': must be a string", id="tenant-a-number"),
     pytest.param(
         {"client_id": "c", "tenantId": "t", "certificate_path": "/no/such/file.pem"},
         "extra 'certificate_path'",
@@ -311,10 +312,25 @@ def test_tls_to_entra_is_verified_with_the_standard_variables(emu, monkeypatch, 
 # ------------------------------------------------------------------ managed and workload identity
 
 
+def session_round_trip(async_path: bool) -> None:
+    """Create and stop a session, with the sync hook or the async one (on a loop of its own)."""
+    if not async_path:
+        with RemoteRenderingHook(CONN_ID) as hook:
+            hook.stop_session(hook.create_session("0:30:00"))
+        return
+
+    async def round_trip() -> None:
+        async with RemoteRenderingHook(CONN_ID) as hook:
+            await hook.astop_session(await hook.acreate_session("0:30:00"))
+
+    asyncio.run(round_trip())
+
+
 @pytest.mark.parametrize("api_version", DIALECTS)
 @pytest.mark.parametrize("assigned", ["system", "user"])
+@pytest.mark.parametrize("async_path", [False, True], ids=["sync", "async"])
 def test_a_managed_identity_signs_in_through_the_app_service_endpoint(
-    emu, monkeypatch, api_version, assigned
+    emu, monkeypatch, api_version, assigned, async_path
 ):
     if assigned == "user":
         identity = emu.state.add_managed_identity("7d1e0f2a-3b4c-4d5e-8f60-718293a4b5c6")
@@ -323,20 +339,23 @@ def test_a_managed_identity_signs_in_through_the_app_service_endpoint(
         emu.state.add_managed_identity("0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d", role="Client")
         emu.state.add_managed_identity()
         extra = {"tenantId": DEFAULT_TENANT_ID}
-    connection = emu.connection(api_version=api_version, **extra)
+    if api_version != "v1":
+        extra["api_version"] = api_version
+    connection = emu.connection(**extra)
     del connection["password"]
     use(monkeypatch, connection)
     # azure-identity finds App Service's endpoint in these variables; it speaks plain http to it.
     with ArrEmulator(state=emu.state) as plain:
         monkeypatch.setenv("IDENTITY_ENDPOINT", f"{plain.url}/msi/token")
         monkeypatch.setenv("IDENTITY_HEADER", emu.state.identity_header)
-        with RemoteRenderingHook(CONN_ID) as hook:
-            session_id = hook.create_session("0:30:00")
-            hook.stop_session(session_id)
+        session_round_trip(async_path)
+    assert [record.status for record in emu.state.sessions()] == ["Stopped"]
     assert sts_kinds(emu) == {"entra"}
+    assert emu.state.request_counts["managed_identity"] == 1
 
 
-def test_an_aks_workload_identity_signs_in_with_its_federated_token(emu, monkeypatch, tmp_path):
+@pytest.mark.parametrize("async_path", [False, True], ids=["sync", "async"])
+def test_an_aks_workload_identity_signs_in_with_its_federated_token(emu, monkeypatch, tmp_path, async_path):
     certificate, _, key = make_rsa_certificate(tmp_path)
     principal = emu.state.add_principal(certificate=certificate, role="Client")
     token_url = f"{emu.url}/{principal.tenant_id}/oauth2/v2.0/token"
@@ -346,12 +365,13 @@ def test_an_aks_workload_identity_signs_in_with_its_federated_token(emu, monkeyp
     monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(federated))
     monkeypatch.setenv("AZURE_CLIENT_ID", principal.client_id)
     monkeypatch.setenv("AZURE_TENANT_ID", principal.tenant_id)
+    # DefaultAzureCredential hands its authority (extra authority_host) to the environment credential
+    # only; workload identity reads AZURE_AUTHORITY_HOST, which AKS sets.
     monkeypatch.setenv("AZURE_AUTHORITY_HOST", emu.url)
     connection = emu.connection(workload_identity_tenant_id=principal.tenant_id)
     del connection["password"]
     use(monkeypatch, connection)
-    with RemoteRenderingHook(CONN_ID) as hook:
-        assert hook.list_sessions() == []
+    session_round_trip(async_path)
     assert emu.state.sts_sign_ins() == [("entra", principal.client_id)]
 
 
