@@ -155,7 +155,7 @@ def test_the_ready_sensor_waits_by_poking_and_deferred(emu, monkeypatch, api_ver
     with RemoteRenderingHook(CONN_ID) as hook:
         first = hook.create_session("0:30:00")
         poked = sensor(first).execute({})
-        emu.state.slow_next_start(1.0)  # still Starting when the deferrable sensor first looks
+        emu.state.slow_next_start(2.0)  # still Starting when the deferrable sensor first looks
         second = hook.create_session("0:30:00")
     with pytest.raises(TaskDeferred) as deferred:
         sensor(second, deferrable=True).execute({})
@@ -379,20 +379,25 @@ def test_an_aks_workload_identity_signs_in_with_its_federated_token(emu, monkeyp
 
 
 @pytest.mark.parametrize(
-    ("role", "passed", "fragment"),
+    ("role", "secret", "passed", "fragment"),
     [
-        ("Administrator", True, "Connected as Microsoft Entra ID: service principal"),
-        ("Client", True, "Connected as Microsoft Entra ID"),
-        (None, False, "Remote Rendering role"),
+        ("Administrator", SECRET, True, "Connected as Microsoft Entra ID: service principal"),
+        ("Client", SECRET, True, "Connected as Microsoft Entra ID"),
+        (None, SECRET, False, "Remote Rendering role"),
+        ("Administrator", "not-the-secret-5tR", False, "check extra 'client_secret'"),
     ],
+    ids=["administrator", "client", "no-role", "wrong-secret"],
 )
-def test_test_connection_gets_a_token_and_makes_one_arr_call(emu, monkeypatch, role, passed, fragment):
-    principal_connection(emu, monkeypatch, role)
+def test_test_connection_gets_a_token_and_makes_one_arr_call(
+    emu, monkeypatch, role, secret, passed, fragment
+):
+    principal_connection(emu, monkeypatch, role, client_secret=secret)
     ok, message = RemoteRenderingHook(CONN_ID).test_connection()
     assert (ok, fragment in message) == (passed, True), message
-    assert emu.state.request_counts["token"] == 1
+    assert emu.state.request_counts["token"] == (1 if secret == SECRET else 0)
     assert emu.state.request_counts["list"] == (1 if passed else 0)
     assert SECRET not in message
+    assert secret not in message
 
 
 def test_the_token_cache_tells_principals_and_secrets_apart(emu, monkeypatch):
