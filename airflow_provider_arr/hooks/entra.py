@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import ssl
 import threading
 from pathlib import Path
@@ -34,6 +35,7 @@ from airflow_provider_arr.hooks.settings import (
     ACCOUNT_KEY,
     CERTIFICATE,
     CLIENT_SECRET,
+    DEFAULT_CREDENTIAL,
     ConnectionSettings,
 )
 from airflow_provider_arr.models import ArrInputError
@@ -156,9 +158,13 @@ def certificate_data(settings: ConnectionSettings) -> bytes:
 
 
 def _pem_secrets(pem: bytes) -> list[str]:
-    """What to mask of a certificate file: the whole text, and each long line of it (key material)."""
+    """What to mask of a certificate file: the whole text, and its private key block.
+
+    Not each line: every masked value recompiles the masker's pattern, which grows with each.
+    """
     text = pem.decode("ascii", errors="ignore").strip()
-    return [text, *(line.strip() for line in text.splitlines() if len(line.strip()) >= 32)]
+    found = re.search(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", text, re.S)
+    return [text, found.group(0)] if found else [text]
 
 
 def sts_refused_hint(settings: ConnectionSettings) -> str:
@@ -260,6 +266,12 @@ def _failure(settings: ConnectionSettings, error: Exception) -> RemoteRenderingE
         )
     elif any(isinstance(cause, ServiceRequestError | ConnectionError) for cause in causes):
         hint = f"Microsoft Entra ID at {where} could not be reached: check extra 'authority_host'."
+    elif isinstance(error, ClientAuthenticationError) and settings.sign_in == DEFAULT_CREDENTIAL:
+        hint = (
+            f"DefaultAzureCredential got no token (what each credential said is above): check {fields}; "
+            "or set a service principal (client_id with client_secret or certificate_path, tenantId), "
+            "or the password (account key)."
+        )
     elif isinstance(error, ClientAuthenticationError):
         hint = f"Microsoft Entra ID refused the sign-in: check {fields}."
     else:
@@ -278,9 +290,11 @@ def _causes(error: BaseException) -> list[BaseException]:
 
 
 def _reason(settings: ConnectionSettings, error: Exception) -> str:
-    """The first line of the library's message, short, with any secret of the connection blanked."""
-    lines = str(getattr(error, "message", None) or error).strip().splitlines()
-    text = (lines[0] if lines else type(error).__name__)[:300]
+    """The library's message on one line, at most 1500 characters, any secret of the connection blanked.
+
+    DefaultAzureCredential's message lists what each credential it tried said: that is kept.
+    """
+    text = " ".join(str(getattr(error, "message", None) or error).split())[:1500] or type(error).__name__
     for secret in (settings.client_secret, settings.account_key):
         if secret:
             text = text.replace(secret, "***")

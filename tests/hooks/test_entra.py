@@ -228,6 +228,22 @@ def test_a_wrong_secret_fails_fast_naming_the_field_never_the_secret(
     assert emu.state.request_counts["token"] == 0  # the STS was never asked
 
 
+@pytest.mark.parametrize("async_path", [False, True], ids=["sync", "async"])
+def test_a_wrong_certificate_fails_fast_naming_the_field(emu, monkeypatch, tmp_path, async_path):
+    registered, _, _ = make_rsa_certificate(tmp_path, "registered")
+    _, another_path, _ = make_rsa_certificate(tmp_path, "another")
+    principal = emu.state.add_principal(certificate=registered)
+    use(monkeypatch, emu.entra_connection(principal, certificate_path=another_path, retry_limit=6))
+
+    with pytest.raises(RemoteRenderingError) as refused:
+        call(RemoteRenderingHook(CONN_ID), "get_token", async_path)
+
+    assert "check extra 'certificate_path'" in str(refused.value)
+    assert "AADSTS700027" in str(refused.value)
+    assert emu.state.request_counts["entra_token"] == 1  # not retried
+    assert emu.state.request_counts["token"] == 0
+
+
 MISSING_FIELDS = [
     pytest.param({"client_id": "c", "client_secret": SECRET}, "extra 'tenantId'", id="secret-no-tenant"),
     pytest.param({"tenantId": "t", "client_secret": SECRET}, "extra 'client_id'", id="secret-no-client"),
@@ -355,6 +371,24 @@ def test_a_managed_identity_signs_in_through_the_app_service_endpoint(
 
 
 @pytest.mark.parametrize("async_path", [False, True], ids=["sync", "async"])
+def test_a_managed_identity_that_fails_says_what_each_credential_said(emu, monkeypatch, async_path):
+    identity = emu.state.add_managed_identity("7d1e0f2a-3b4c-4d5e-8f60-718293a4b5c6")
+    connection = emu.connection(managed_identity_client_id=identity.client_id)
+    del connection["password"]
+    use(monkeypatch, connection)
+    with ArrEmulator(state=emu.state) as plain:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{plain.url}/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", "not-the-header")
+        with pytest.raises(RemoteRenderingError) as refused:
+            call(RemoteRenderingHook(CONN_ID), "get_token", async_path)
+    text = str(refused.value)
+    assert "DefaultAzureCredential got no token" in text
+    assert "ManagedIdentityCredential" in text, text  # what the managed identity endpoint said
+    assert "'managed_identity_client_id'" in text
+    assert emu.state.request_counts["token"] == 0
+
+
+@pytest.mark.parametrize("async_path", [False, True], ids=["sync", "async"])
 def test_an_aks_workload_identity_signs_in_with_its_federated_token(emu, monkeypatch, tmp_path, async_path):
     certificate, _, key = make_rsa_certificate(tmp_path)
     principal = emu.state.add_principal(certificate=certificate, role="Client")
@@ -443,9 +477,10 @@ def test_the_secret_the_certificate_and_both_tokens_are_masked(emu, monkeypatch,
     principal_connection(emu, monkeypatch, "Administrator")
     call(RemoteRenderingHook(CONN_ID), "get_token", async_path)
 
-    key_lines = [line for line in Path(path).read_text().splitlines() if len(line) >= 32]
-    shown = [*key_lines, SECRET, *emu.state.issued_entra_tokens(), *emu.state.issued_tokens()]
-    assert len(shown) > 6
+    pem = Path(path).read_text().strip()
+    key = pem[: pem.index("-----END PRIVATE KEY-----") + len("-----END PRIVATE KEY-----")]
+    shown = [pem, key, SECRET, *emu.state.issued_entra_tokens(), *emu.state.issued_tokens()]
+    assert len(shown) == 7
     for secret in shown:
         assert secret not in _secrets_masker().redact(f"text around {secret} it")
 
