@@ -254,7 +254,11 @@ class EntraDirectory:
             raise EntraError(401, "invalid_request", "AADSTS50000: The X-IDENTITY-HEADER is not valid.")
         with self._lock:
             for principal in self._principals.values():
-                wanted = principal.system_assigned if client_id is None else principal.client_id == client_id
+                wanted = (
+                    principal.system_assigned
+                    if client_id is None
+                    else principal.client_id == client_id.lower()
+                )
                 if principal.managed and wanted:
                     return self._issue_entra_token(principal, resource)
         raise EntraError(400, "invalid_request", "AADSTS50000: No managed identity matches the request.")

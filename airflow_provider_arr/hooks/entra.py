@@ -21,6 +21,7 @@ in with Entra ID (DAG files and account-key users pay nothing).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import os
@@ -127,7 +128,7 @@ async def aentra_token(settings: ConnectionSettings) -> str:
     """
     certificate = None
     if settings.sign_in == CERTIFICATE:
-        certificate = certificate_data(settings)
+        certificate = await asyncio.to_thread(certificate_data, settings)  # no file I/O on the loop
         from airflow.sdk.log import amask_secret
 
         for secret in _pem_secrets(certificate):
