@@ -9,7 +9,7 @@ import hashlib
 import ipaddress
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -214,8 +214,17 @@ class ConnectionSettings:
         )
 
 
-def _entra_fields(extra: Mapping[str, Any], has_key: bool, where: Any) -> dict[str, Any]:
-    """The Entra ID extras, checked, and the sign-in they choose (the account key wins if set).
+def _entra_fields(extra: Mapping[str, Any], has_key: bool, where: Callable[[str], str]) -> dict[str, Any]:
+    """The Entra ID extras, checked, and the sign-in they choose.
+
+    In this order:
+
+    1. :data:`ACCOUNT_KEY` if the password is set (the Entra extras are then ignored);
+    2. :data:`CLIENT_SECRET` if ``client_secret`` is set (``client_id`` and ``tenantId`` are needed);
+    3. :data:`CERTIFICATE` if ``certificate_path`` is set (the same two are needed);
+    4. :data:`DEFAULT_CREDENTIAL` if any other Entra extra is set (``managed_identity_client_id`` alone
+       is enough); a connection with no password and no Entra extra at all is refused, naming the
+       password, so that a forgotten key is not taken for a wish to probe for a managed identity.
 
     :param extra: the connection's extras (blank values already ``None``).
     :param has_key: whether the connection has an account key (password).

@@ -113,6 +113,36 @@ def secrets_of(emu: ArrEmulator) -> list[str]:
     return [SECRET, emu.account_key, *emu.state.issued_entra_tokens(), *emu.state.issued_tokens()]
 
 
+# ------------------------------------------------------------------ the sign-in, chosen once
+
+ACCOUNT = "12345678-1234-1234-1234-123456789abc"
+PRINCIPAL = {"tenantId": "t1", "client_id": "c1"}
+
+SIGN_INS = [
+    pytest.param("key", {}, "account_key", id="key"),
+    pytest.param("key", {**PRINCIPAL, "client_secret": SECRET}, "account_key", id="key-wins-over-entra"),
+    pytest.param(None, {**PRINCIPAL, "client_secret": SECRET}, "client_secret", id="client-secret"),
+    pytest.param(None, {**PRINCIPAL, "certificate_path": "/p.pem"}, "certificate", id="certificate"),
+    pytest.param(None, {"managed_identity_client_id": "m1"}, "default_credential", id="mi-alone"),
+    pytest.param(None, {"tenantId": "t1"}, "default_credential", id="tenant-alone"),
+    pytest.param(None, {"workload_identity_tenant_id": "t1"}, "default_credential", id="workload"),
+    pytest.param("", {"authority_host": "login.microsoftonline.us"}, "default_credential", id="form-blank"),
+]
+
+
+@pytest.mark.parametrize(("password", "extra", "sign_in"), SIGN_INS)
+def test_the_fields_set_choose_the_sign_in(password, extra, sign_in):
+    from airflow_provider_arr.hooks.settings import ConnectionSettings
+
+    settings = ConnectionSettings.from_connection("c", "https://arr.example.com", ACCOUNT, password, extra)
+    assert settings.sign_in == sign_in
+    assert settings.uses_entra == (sign_in != "account_key")
+    assert SECRET not in repr(settings)
+    if "authority_host" in extra:
+        assert settings.authority_host == "https://login.microsoftonline.us"
+    assert settings.entra_scope == "https://sts.mixedreality.azure.com//.default"
+
+
 # ------------------------------------------------------------------ a service principal, end to end
 
 
