@@ -174,7 +174,7 @@ def test_a_service_principal_creates_waits_and_stops_a_session(
 
 
 @pytest.mark.parametrize("api_version", DIALECTS)
-def test_the_ready_sensor_waits_by_poking_and_deferred(emu, monkeypatch, api_version):
+def test_a_client_principal_waits_by_poking_and_deferred_then_stops(emu, monkeypatch, api_version):
     principal_connection(emu, monkeypatch, "Client", api_version)
 
     def sensor(session_id: str, **kwargs: Any) -> RemoteRenderingSessionReadySensor:
@@ -194,8 +194,14 @@ def test_the_ready_sensor_waits_by_poking_and_deferred(emu, monkeypatch, api_ver
         return [event.payload async for event in deferred.value.trigger.run()]
 
     (event,) = asyncio.run(run_trigger())  # the triggerer's side: azure.identity.aio, closed after
+    resumed = sensor(second, deferrable=True).execute_complete({}, event)
+    with RemoteRenderingHook(CONN_ID) as hook:
+        hook.stop_session(first)
+        hook.stop_session(second)
+
     assert poked["session_id"] == first
-    assert (event["status"], event["session_id"]) == ("success", second)
+    assert resumed["session_id"] == second
+    assert {record.status for record in emu.state.sessions()} == {"Stopped"}
     assert sts_kinds(emu) == {"entra"}
 
 
