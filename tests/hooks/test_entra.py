@@ -215,6 +215,40 @@ async def test_the_async_path_signs_in_on_its_own_loop(emu, monkeypatch, api_ver
     assert len(emu.state.issued_entra_tokens()) == 1
 
 
+def test_each_async_credential_is_made_on_the_loop_that_uses_it_and_closed(emu, monkeypatch):
+    from azure.identity import aio
+
+    made: list[tuple[Any, asyncio.AbstractEventLoop]] = []
+    closed: list[Any] = []
+
+    class Spy(aio.ClientSecretCredential):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            made.append((self, asyncio.get_running_loop()))  # raises if no loop is running
+            super().__init__(*args, **kwargs)
+
+        async def close(self) -> None:
+            closed.append(self)
+            await super().close()
+
+    monkeypatch.setattr(aio, "ClientSecretCredential", Spy)
+    principal_connection(emu, monkeypatch, "Administrator")
+    loops = []
+
+    async def fetch_twice() -> None:
+        from airflow_provider_arr.hooks.tokens import clear_token_cache
+
+        loops.append(asyncio.get_running_loop())
+        async with RemoteRenderingHook(CONN_ID) as hook:
+            for _ in range(2):
+                clear_token_cache()  # each fetch goes to the STS
+                await hook.aget_token()
+
+    asyncio.run(fetch_twice())
+    asyncio.run(fetch_twice())  # another event loop, as a triggerer restart or a second test would have
+    assert [loop for _, loop in made] == [loops[0], loops[0], loops[1], loops[1]]
+    assert closed == [credential for credential, _ in made]  # each closed, in order, before the next
+
+
 @pytest.mark.parametrize("api_version", DIALECTS)
 def test_an_administrator_converts_an_asset(emu, monkeypatch, api_version):
     principal_connection(emu, monkeypatch, "Administrator", api_version)
