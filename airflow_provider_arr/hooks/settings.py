@@ -9,6 +9,7 @@ import hashlib
 import ipaddress
 import json
 import math
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,10 @@ ACCOUNT_KEY = "account_key"
 CLIENT_SECRET = "client_secret"
 CERTIFICATE = "certificate"
 DEFAULT_CREDENTIAL = "default_credential"
+_ALLOWED_CHARACTERS = {
+    "tenantId": set(string.ascii_letters + string.digits + ".-"),
+    "entra_scope": set(string.ascii_letters + string.digits + "_-.:/"),
+}
 #: The Entra ID extras, each a string (``tenantId`` as Airflow's Azure provider spells it).
 ENTRA_EXTRAS = (
     "tenantId",
@@ -217,14 +222,9 @@ class ConnectionSettings:
 def _entra_fields(extra: Mapping[str, Any], has_key: bool, where: Callable[[str], str]) -> dict[str, Any]:
     """The Entra ID extras, checked, and the sign-in they choose.
 
-    In this order:
-
-    1. :data:`ACCOUNT_KEY` if the password is set (the Entra extras are then ignored);
-    2. :data:`CLIENT_SECRET` if ``client_secret`` is set (``client_id`` and ``tenantId`` are needed);
-    3. :data:`CERTIFICATE` if ``certificate_path`` is set (the same two are needed);
-    4. :data:`DEFAULT_CREDENTIAL` if any other Entra extra is set (``managed_identity_client_id`` alone
-       is enough); a connection with no password and no Entra extra at all is refused, naming the
-       password, so that a forgotten key is not taken for a wish to probe for a managed identity.
+    In this order: the account key if the password is set; a client secret; a certificate (both need
+    ``client_id`` and ``tenantId``); else DefaultAzureCredential if any Entra extra is set. Neither a key
+    nor an Entra extra is refused, naming the password: a forgotten key is no wish to probe for an identity.
 
     :param extra: the connection's extras (blank values already ``None``).
     :param has_key: whether the connection has an account key (password).
@@ -238,6 +238,9 @@ def _entra_fields(extra: Mapping[str, Any], has_key: bool, where: Callable[[str]
             raise ArrInputError(where(f"extra {name!r}"), f"must be a string, got {type(value).__name__}")
         if value is not None:
             fields[name] = check_credential(value, where(f"extra {name!r}"))
+    for name, allowed in _ALLOWED_CHARACTERS.items():  # azure-identity's own rules, checked early
+        if not set(fields.get(name, "")) <= allowed:
+            raise ArrInputError(where(f"extra {name!r}"), f"has characters it cannot have: {fields[name]!r}")
     scope = fields.pop("entra_scope", DEFAULT_ENTRA_SCOPE)
     authority = fields.pop("authority_host", None)
     if authority is not None:

@@ -110,6 +110,8 @@ MISSING_FIELDS = [
     ),
     pytest.param({}, r"password \(account key\)", id="no-key-no-entra-extra"),
     pytest.param({"tenantId": 42}, "extra 'tenantId': must be a string", id="tenant-a-number"),
+    pytest.param({"tenantId": "contoso tenant"}, "extra 'tenantId': has characters", id="tenant-spaces"),
+    pytest.param({"entra_scope": "https://sts x/.default"}, "extra 'entra_scope'", id="scope-spaces"),
     pytest.param(
         {"client_id": "c", "tenantId": "t", "certificate_path": "/no/such/file.pem"},
         "extra 'certificate_path'",
