@@ -60,14 +60,15 @@ class AccountsAndTokens(EntraDirectory):
             self._issued_tokens.append(token)
             return token
 
-    def issue_token_for_entra(self, account_id: str, entra_token: str) -> str:
+    def issue_token_for_entra(self, account_id: str, entra_token: str, sts_url: str | None = None) -> str:
         """Return a new access token for an Entra identity with a role on the account (the STS call).
 
         :param account_id: the account asked for.
         :param entra_token: the Entra token the client presented.
+        :param sts_url: the STS's own base URL (an audience it accepts besides the Mixed Reality one).
         :raises EntraError: if the token is not valid or the identity has no role on the account.
         """
-        client_id, role = self.entra_role(entra_token, account_id)
+        client_id, role = self.entra_role(entra_token, account_id, sts_url)
         with self._lock:
             self.note_sts_sign_in("entra", client_id)
             token = self._tokens.issue(normalize_id(account_id), role)

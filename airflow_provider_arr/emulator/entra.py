@@ -301,11 +301,15 @@ class EntraDirectory:
             self._entra_tokens.append(token)
         return token
 
-    def entra_role(self, entra_token: str, account_id: str) -> tuple[str, str]:
+    def entra_role(self, entra_token: str, account_id: str, sts_url: str | None = None) -> tuple[str, str]:
         """Check an Entra token the STS was given and return ``(client id, role on the account)``.
+
+        The token must be for the Mixed Reality STS resource, or for ``sts_url`` itself: the official
+        SDK asks Entra for ``{its STS URL}/.default``, as for a regional ``https://sts.<domain>``.
 
         :param entra_token: the bearer of the STS call.
         :param account_id: the account in the path.
+        :param sts_url: this STS's own base URL, as a client reaches it.
         :raises EntraError: not our token, expired, for another resource, or no role on the account.
         """
         try:
@@ -319,7 +323,8 @@ class EntraDirectory:
             raise EntraError(401, "invalid_token", "AADSTS50000: The token is not valid.") from None
         if not isinstance(claims.get("exp"), int) or self._entra_clock() >= claims["exp"]:
             raise EntraError(401, "invalid_token", "AADSTS50000: The token has expired.")
-        if claims.get("aud") not in _AUDIENCES:
+        own = (sts_url.rstrip("/") + "/", sts_url.rstrip("/")) if sts_url else ()
+        if claims.get("aud") not in (*_AUDIENCES, *own):
             raise EntraError(
                 401, "invalid_token", f"AADSTS50000: The token is for {claims.get('aud')!r}, not the STS."
             )

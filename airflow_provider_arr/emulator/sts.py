@@ -46,7 +46,7 @@ def build_sts_router(state: EmulatorState) -> APIRouter:
             authorization = request.headers.get("authorization", "")
             credentials = _account_credentials(authorization)
             if credentials is None:
-                return _entra_exchange(state, account_id, authorization)
+                return _entra_exchange(state, account_id, authorization, str(request.base_url))
             state.note_sts_sign_in("account key", credentials[0])
             if normalize_id(credentials[0]) != normalize_id(account_id):
                 return STS_ERRORS.response(401, "Unknown account or wrong account key.")
@@ -61,13 +61,13 @@ def build_sts_router(state: EmulatorState) -> APIRouter:
     return router
 
 
-def _entra_exchange(state: EmulatorState, account_id: str, authorization: str) -> Response:
+def _entra_exchange(state: EmulatorState, account_id: str, authorization: str, sts_url: str) -> Response:
     """Exchange ``Bearer <Entra token>``; 401 unless the identity has a role on the account."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return STS_ERRORS.response(401, "Unknown account or wrong account key.")
     try:
-        issued = state.issue_token_for_entra(account_id, token.strip())
+        issued = state.issue_token_for_entra(account_id, token.strip(), sts_url)
     except EntraError as error:
         state.note_sts_sign_in("entra", "refused")
         return STS_ERRORS.response(401, error.description.split(": ", 1)[1])
