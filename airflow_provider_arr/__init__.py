@@ -9,6 +9,55 @@ __version__ = "0.1.0"
 _PACKAGE = "airflow_provider_arr"
 
 
+def _text_field(label: str, description: str, secret: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": ["string", "null"]}
+    if secret:
+        schema["format"] = "password"  # shown as dots in the form; masked in logs by its name too
+    return {"label": label, "description": description, "schema": schema}
+
+
+#: Signing in with Microsoft Entra ID instead of the account key (issue 19; names as Airflow's Azure
+#: provider spells them). Used only when the Account key is empty.
+_ENTRA_FIELDS = {
+    "tenantId": _text_field(
+        "Entra ID: tenant ID",
+        "The Microsoft Entra tenant (directory) of the service principal. Needed with a client secret or a "
+        "certificate; alone, it selects DefaultAzureCredential (e.g. a system-assigned managed identity).",
+    ),
+    "client_id": _text_field(
+        "Entra ID: client ID",
+        "The service principal's application (client) ID. Give its client secret or its certificate too.",
+    ),
+    "client_secret": _text_field(
+        "Entra ID: client secret", "The service principal's client secret (masked).", secret=True
+    ),
+    "certificate_path": _text_field(
+        "Entra ID: certificate path",
+        "Instead of a client secret: a PEM file on the workers and the triggerer holding the principal's "
+        "certificate and private key (RSA, unencrypted). Its contents are masked in logs.",
+    ),
+    "managed_identity_client_id": _text_field(
+        "Entra ID: managed identity client ID",
+        "The client ID of a user-assigned managed identity (alone is enough). Empty: the system-assigned "
+        "identity, through DefaultAzureCredential.",
+    ),
+    "workload_identity_tenant_id": _text_field(
+        "Entra ID: workload identity tenant ID",
+        "The tenant of an AKS workload identity, when it is not the one in AZURE_TENANT_ID.",
+    ),
+    "authority_host": _text_field(
+        "Entra ID: authority host",
+        "Empty: the public cloud (login.microsoftonline.com). A sovereign cloud's host, e.g. "
+        "https://login.microsoftonline.us, or the emulator's https URL. Always https.",
+    ),
+    "entra_scope": _text_field(
+        "Entra ID: scope",
+        "The scope of the token exchanged at the token service. Empty: "
+        "https://sts.mixedreality.azure.com//.default (the double slash is deliberate).",
+    ),
+}
+
+
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow (entry point ``apache_airflow_provider``)."""
     return {
@@ -122,10 +171,15 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "The exponential backoff's cap. Empty: 30.",
                         "schema": {"type": ["number", "null"], "default": 30},
                     },
+                    **_ENTRA_FIELDS,
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port"],
-                    "relabeling": {"host": "Service URL", "login": "Account ID", "password": "Account key"},
+                    "relabeling": {
+                        "host": "Service URL",
+                        "login": "Account ID",
+                        "password": "Account key (empty to sign in with Entra ID)",
+                    },
                     "placeholders": {
                         "host": "https://remoterendering.westus2.mixedreality.azure.com",
                         "login": "00000000-0000-0000-0000-000000000000",

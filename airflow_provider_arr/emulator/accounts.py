@@ -1,5 +1,8 @@
 """The token service's side of the emulated state: accounts, their keys and the tokens issued.
 
+The STS takes an account key or an Entra token (:mod:`~airflow_provider_arr.emulator.entra`, whose
+directory of principals and roles is part of this class).
+
 :class:`AccountsAndTokens` is a part of :class:`~airflow_provider_arr.emulator.state.EmulatorState`
 (which creates ``_lock`` and calls :meth:`AccountsAndTokens._init_accounts`); it is not used alone.
 """
@@ -11,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable
 
+from airflow_provider_arr.emulator.entra import EntraDirectory
 from airflow_provider_arr.emulator.errors import AuthenticationError
 from airflow_provider_arr.emulator.records import normalize_id
 from airflow_provider_arr.emulator.tokens import TokenIssuer
@@ -18,7 +22,7 @@ from airflow_provider_arr.emulator.tokens import TokenIssuer
 __all__ = ["AccountsAndTokens"]
 
 
-class AccountsAndTokens:
+class AccountsAndTokens(EntraDirectory):
     """The accounts of the emulator state and the STS tokens it issued, behind the state's lock."""
 
     _lock: threading.RLock
@@ -27,6 +31,7 @@ class AccountsAndTokens:
         self._tokens = TokenIssuer(token_lifetime, wall_clock)
         self._accounts: dict[str, str] = {}
         self._issued_tokens: list[str] = []
+        self._init_entra(wall_clock)
 
     def add_account(self, account_id: str | None = None, account_key: str | None = None) -> tuple[str, str]:
         """Create (or re-key) an account and return its ``(id, key)``.
@@ -54,6 +59,29 @@ class AccountsAndTokens:
             token = self._tokens.issue(normalize_id(account_id))
             self._issued_tokens.append(token)
             return token
+
+    def issue_token_for_entra(self, account_id: str, entra_token: str, sts_url: str | None = None) -> str:
+        """Return a new access token for an Entra identity with a role on the account (the STS call).
+
+        :param account_id: the account asked for.
+        :param entra_token: the Entra token the client presented.
+        :param sts_url: the STS's own base URL (an audience it accepts besides the Mixed Reality one).
+        :raises EntraError: if the token is not valid or the identity has no role on the account.
+        """
+        client_id, role = self.entra_role(entra_token, account_id, sts_url)
+        with self._lock:
+            self.note_sts_sign_in("entra", client_id)
+            token = self._tokens.issue(normalize_id(account_id), role)
+            self._issued_tokens.append(token)
+            return token
+
+    def token_role(self, token: str) -> str | None:
+        """The Remote Rendering role of a valid token (``None``: fetched with the account key).
+
+        :param token: a token :meth:`verify_token` accepted.
+        """
+        with self._lock:
+            return self._tokens.verify_with_role(token)[1]
 
     def verify_token(self, token: str) -> str:
         """Return the account a token is valid for.
@@ -86,3 +114,4 @@ class AccountsAndTokens:
         """Forget the issued tokens and revoke them all; the caller holds the lock."""
         self._issued_tokens.clear()
         self._tokens.rotate_secret()
+        self._forget_entra()

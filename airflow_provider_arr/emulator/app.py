@@ -19,6 +19,7 @@ from starlette.routing import Match, Route
 
 from airflow_provider_arr.emulator.conversion_routes import build_conversion_router
 from airflow_provider_arr.emulator.conversions import introspection_record as conversion_record
+from airflow_provider_arr.emulator.entra_routes import build_entra_router
 from airflow_provider_arr.emulator.openapi import install as install_openapi
 from airflow_provider_arr.emulator.records import SessionRecord
 from airflow_provider_arr.emulator.responses import CommonHeadersMiddleware, common_headers, json_response
@@ -56,6 +57,8 @@ def create_app(state: EmulatorState) -> FastAPI:
     app.include_router(build_v2021_router(state))
     app.include_router(build_conversion_router(state))
     app.include_router(_introspection_router(state))
+    # Not in the OpenAPI document: that describes the ARR service (and is what the fuzzer reads).
+    app.include_router(build_entra_router(state), include_in_schema=False)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)

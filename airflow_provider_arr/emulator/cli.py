@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_provider_arr.emulator.entra import DEFAULT_TENANT_ID, ROLES
 from airflow_provider_arr.emulator.faults import FAULT_ACTIONS, OPERATIONS
 from airflow_provider_arr.emulator.oddities import FOREIGN_KINDS, LINK_LOOPS, LINK_SPELLINGS, LIST_RESOURCES
 from airflow_provider_arr.emulator.server import (
@@ -118,6 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
         "default 2) or endless (a new page each time); SPELLING exact, relative or upper_host "
         "(see EmulatorState.loop_next_link).",
     )
+    parser.add_argument(
+        "--principal",
+        action="append",
+        default=[],
+        type=parse_principal,
+        metavar="CLIENT_ID:SECRET:ROLE",
+        help="a Microsoft Entra service principal that may sign in (ROLE: Administrator or Client, its "
+        "Remote Rendering role on the account). Entra clients need https: give --certfile. Repeatable.",
+    )
+    parser.add_argument(
+        "--tenant-id", default=DEFAULT_TENANT_ID, help="tenant of the principals (default: %(default)s)"
+    )
     parser.add_argument("--certfile", help="PEM certificate: serve https instead of http")
     parser.add_argument(
         "--keyfile", help="PEM private key of --certfile, unless the certificate file holds it"
@@ -197,6 +210,21 @@ def parse_link_loop(text: str) -> dict[str, Any]:
     return {"mode": mode, "resource": resource, "pages": int(pages), "spelling": spelling}
 
 
+def parse_principal(text: str) -> tuple[str, str, str]:
+    """Parse a ``--principal`` value, ``CLIENT_ID:SECRET:ROLE``, into its three parts.
+
+    :param text: e.g. ``0d5c...:my-secret:Administrator`` (the secret may contain colons).
+    :raises argparse.ArgumentTypeError: if it is not of that form or the role is unknown.
+    """
+    client_id, _, rest = text.partition(":")
+    secret, _, role = rest.rpartition(":")
+    if not client_id or not secret or role not in ROLES:
+        raise argparse.ArgumentTypeError(
+            f"expected CLIENT_ID:SECRET:ROLE with ROLE one of {', '.join(ROLES)} (the value is not shown)"
+        )
+    return client_id, secret, role
+
+
 def banner(url: str, state: EmulatorState, certfile: str | None = None) -> str:
     """Return the text printed at start: the URL line for programs, then account and connection for people.
 
@@ -228,8 +256,31 @@ def banner(url: str, state: EmulatorState, certfile: str | None = None) -> str:
             *tls,
             "Airflow connection:",
             f"export AIRFLOW_CONN_ARR_DEFAULT='{json.dumps(connection)}'",
+            *_entra_lines(url, state),
         ]
     )
+
+
+def _entra_lines(url: str, state: EmulatorState) -> list[str]:
+    """The Entra ID sign-in of the first principal, as an Airflow connection (its secret is a flag away)."""
+    principals = state.principals()
+    if not principals:
+        return []
+    first = principals[0]
+    extra = {"sts_url": url, "authority_host": url, "tenantId": first.tenant_id, "client_id": first.client_id}
+    entra = {"conn_type": CONN_TYPE, "host": url, "login": state.account_id, "extra": extra}
+    described = [
+        f"{p.client_id} ({', '.join(f'{r} on {a}' for a, r in p.roles.items()) or 'no role'})"
+        for p in principals
+    ]
+    lines = [f"  Entra ID principals (tenant {first.tenant_id}): {'; '.join(described)}"]
+    if not url.startswith("https://"):
+        lines.append("  (Entra clients accept only https: start the emulator with --certfile to sign in)")
+    return [
+        *lines,
+        "Airflow connection with Entra ID (add the principal's client_secret to the extras):",
+        f"export AIRFLOW_CONN_ARR_ENTRA='{json.dumps(entra)}'",
+    ]
 
 
 def _fault_lines(state: EmulatorState) -> list[str]:
@@ -271,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         state.add_foreign_items(**foreign)
     for loop in args.next_link_loop:
         state.loop_next_link(**loop)
+    for client_id, secret, role in args.principal:
+        state.add_principal(client_id, secret, role, tenant_id=args.tenant_id)
     if args.chaos_rate > 0:
         state.enable_chaos(rate=args.chaos_rate, seed=args.chaos_seed)
     try:

@@ -327,5 +327,5 @@ def _map_errors(base: Any) -> Any:
 
 
 #: How the conversion routes serve a call: as the sessions of the same dialect, with conversion errors.
-V1_CONVERSION = dataclasses.replace(v1.V1, error_answer=_map_errors(v1.V1))
-V2021_CONVERSION = dataclasses.replace(v2021.V2021, error_answer=_map_errors(v2021.V2021))
+V1_CONVERSION = dataclasses.replace(v1.V1, error_answer=_map_errors(v1.V1), conversion=True)
+V2021_CONVERSION = dataclasses.replace(v2021.V2021, error_answer=_map_errors(v2021.V2021), conversion=True)

@@ -39,12 +39,14 @@ class Dialect:
     :param check_request: refuses a request the dialect cannot serve by raising an
         :class:`~airflow_provider_arr.emulator.errors.EmulatorError` (before the token is checked).
     :param finish: completes every answer, faults included, e.g. with the dialect's own headers.
+    :param conversion: the conversion routes' copy: a token needs the Administrator role (if it has one).
     """
 
     errors: ErrorShape
     error_answer: Callable[[EmulatorError], Response]
     check_request: Callable[[Request], None] = _accept
     finish: Callable[[Response, Request], Response] = _unchanged
+    conversion: bool = False
 
     async def serve(
         self,
@@ -66,7 +68,7 @@ class Dialect:
         async def answer() -> Response:
             try:
                 self.check_request(request)
-                denied = check_access(state, request, account_id)
+                denied = check_access(state, request, account_id, self.conversion)
                 if denied is not None:
                     return self.errors.response(denied.status, denied.message, denied.headers)
                 return await action()

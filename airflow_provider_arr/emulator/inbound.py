@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from airflow_provider_arr.emulator.entra import CLIENT
 from airflow_provider_arr.emulator.errors import EmulatorError, InvalidTokenError
 from airflow_provider_arr.emulator.records import normalize_id
 from airflow_provider_arr.emulator.responses import THROTTLED_HEADERS
@@ -37,12 +38,17 @@ class AccessDenied:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def check_access(state: EmulatorState, request: Request, account_id: str) -> AccessDenied | None:
+def check_access(
+    state: EmulatorState, request: Request, account_id: str, conversion: bool = False
+) -> AccessDenied | None:
     """Return why the call is refused, or ``None`` if it carries a valid token of the path's account.
+
+    A token fetched with an Entra identity carries its role: ``Client`` may not convert (403).
 
     :param state: the emulator state that verifies tokens.
     :param request: the incoming call.
     :param account_id: the account named in the path.
+    :param conversion: a conversion route (needs the Administrator role).
     """
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -53,6 +59,12 @@ def check_access(state: EmulatorState, request: Request, account_id: str) -> Acc
         return AccessDenied(401, str(error), INVALID_TOKEN_CHALLENGE)
     if token_account != normalize_id(account_id):
         return AccessDenied(403, f"The access token is not valid for account {account_id}.")
+    if conversion and state.token_role(token.strip()) == CLIENT:
+        return AccessDenied(
+            403,
+            "Authorization insufficient for given resource: conversions need the Remote Rendering "
+            "Administrator role; the identity has Remote Rendering Client.",
+        )
     return None
 
 

@@ -12,6 +12,7 @@ import uvicorn
 
 from airflow_provider_arr.emulator.app import create_app
 from airflow_provider_arr.emulator.connection import ConnectionForms
+from airflow_provider_arr.emulator.entra import Principal
 from airflow_provider_arr.emulator.state import EmulatorState
 
 CONN_TYPE = "azure_remote_rendering"
@@ -212,3 +213,22 @@ class ArrEmulator(ConnectionForms):
             "password": self.account_key,
             "extra": {"sts_url": self.url, **extra},
         }
+
+    def entra_connection(self, principal: Principal | None = None, **extra: Any) -> dict[str, Any]:
+        """Return an Airflow connection that signs in with Entra ID through this emulator (no account key).
+
+        The emulator must serve https (Entra clients refuse any other authority), and the client must
+        trust its certificate (``REQUESTS_CA_BUNDLE`` and ``SSL_CERT_FILE``).
+
+        :param principal: a service principal (:meth:`EmulatorState.add_principal`): its tenant, client id
+            and secret; for a managed identity, give ``managed_identity_client_id`` in ``extra`` instead.
+        :param extra: more connection extras (``certificate_path``, ``api_version``, timeouts...).
+        """
+        entra: dict[str, Any] = {"authority_host": self.url}
+        if principal is not None and not principal.managed:
+            entra |= {"tenantId": principal.tenant_id, "client_id": principal.client_id}
+            if principal.secret is not None:
+                entra["client_secret"] = principal.secret
+        connection = self.connection(**(entra | extra))
+        del connection["password"]
+        return connection

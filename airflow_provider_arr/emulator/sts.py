@@ -1,4 +1,8 @@
-"""The emulated Mixed Reality Security Token Service: ``GET /accounts/{accountId}/token``."""
+"""The emulated Mixed Reality Security Token Service: ``GET /accounts/{accountId}/token``.
+
+It takes ``Bearer <account id>:<account key>`` or ``Bearer <Entra token>`` (of an identity with a
+Remote Rendering role on the account, see :mod:`~airflow_provider_arr.emulator.entra`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from airflow_provider_arr.emulator import openapi
+from airflow_provider_arr.emulator.entra import EntraError
 from airflow_provider_arr.emulator.errors import AuthenticationError
 from airflow_provider_arr.emulator.records import normalize_id
 from airflow_provider_arr.emulator.responses import (
@@ -35,11 +40,15 @@ def build_sts_router(state: EmulatorState) -> APIRouter:
     @router.get("/accounts/{account_id}/token", **doc)
     @router.get("/Accounts/{account_id}/token", **doc)
     async def get_token(account_id: str, request: Request) -> Response:
-        """Exchange ``Authorization: Bearer {accountId}:{accountKey}`` for an access token."""
+        """Exchange ``Authorization: Bearer {accountId}:{accountKey}`` or an Entra token for a token."""
 
         async def answer() -> Response:
-            credentials = _account_credentials(request.headers.get("authorization", ""))
-            if credentials is None or normalize_id(credentials[0]) != normalize_id(account_id):
+            authorization = request.headers.get("authorization", "")
+            credentials = _account_credentials(authorization)
+            if credentials is None:
+                return _entra_exchange(state, account_id, authorization, str(request.base_url))
+            state.note_sts_sign_in("account key", credentials[0])
+            if normalize_id(credentials[0]) != normalize_id(account_id):
                 return STS_ERRORS.response(401, "Unknown account or wrong account key.")
             try:
                 token = state.issue_token(*credentials)
@@ -50,6 +59,19 @@ def build_sts_router(state: EmulatorState) -> APIRouter:
         return await serve_with_faults(state, "token", answer, STS_ERRORS)
 
     return router
+
+
+def _entra_exchange(state: EmulatorState, account_id: str, authorization: str, sts_url: str) -> Response:
+    """Exchange ``Bearer <Entra token>``; 401 unless the identity has a role on the account."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return STS_ERRORS.response(401, "Unknown account or wrong account key.")
+    try:
+        issued = state.issue_token_for_entra(account_id, token.strip(), sts_url)
+    except EntraError as error:
+        state.note_sts_sign_in("entra", "refused")
+        return STS_ERRORS.response(401, error.description.split(": ", 1)[1])
+    return json_response({"AccessToken": issued}, headers=NO_CACHE_HEADERS)
 
 
 def _account_credentials(authorization: str) -> tuple[str, str] | None:

@@ -11,6 +11,8 @@ import jwt
 
 TOKEN_ISSUER = "arr-emulator"
 ACCOUNT_CLAIM = "accountId"
+#: The Remote Rendering role of a token fetched with Entra ID (none: the account key, full access).
+ROLE_CLAIM = "role"
 #: Valid tokens whose decoded claims are kept (the cache starts over when full).
 _VERIFIED_CACHE_SIZE = 1024
 
@@ -40,10 +42,11 @@ class TokenIssuer:
         self._secret = secrets.token_bytes(32)
         self._verified.clear()
 
-    def issue(self, account_id: str) -> str:
+    def issue(self, account_id: str, role: str | None = None) -> str:
         """Return a signed token for an account.
 
         :param account_id: the account the token is valid for (the ``accountId`` claim).
+        :param role: the Remote Rendering role of an Entra identity (the ``role`` claim), if any.
         """
         now = self._wall_clock()
         claims = {
@@ -54,10 +57,20 @@ class TokenIssuer:
             "exp": math.floor(now + self.lifetime),
             "jti": str(uuid.uuid4()),
         }
+        if role is not None:
+            claims[ROLE_CLAIM] = role
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def verify(self, token: str) -> str:
         """Check a token's signature, issuer and times, and return the account it is valid for.
+
+        :param token: the JWT from the ``Authorization`` header.
+        :raises InvalidTokenError: with a reason the client may see.
+        """
+        return self.verify_with_role(token)[0]
+
+    def verify_with_role(self, token: str) -> tuple[str, str | None]:
+        """:meth:`verify`, and the token's Remote Rendering role (``None``: fetched with the account key).
 
         :param token: the JWT from the ``Authorization`` header.
         :raises InvalidTokenError: with a reason the client may see.
@@ -76,7 +89,8 @@ class TokenIssuer:
         account_id = claims[ACCOUNT_CLAIM]
         if not isinstance(account_id, str):
             raise InvalidTokenError("The access token names no account.")
-        return account_id
+        role = claims.get(ROLE_CLAIM)
+        return account_id, role if isinstance(role, str) else None
 
     def _decode(self, token: str) -> dict[str, object]:
         """Check a token's signature and issuer and return its claims (the same for the same token).

@@ -23,7 +23,7 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingError,
     RemoteRenderingWaitCancelledError,
 )
-from airflow_provider_arr.hooks import policy
+from airflow_provider_arr.hooks import entra, policy
 from airflow_provider_arr.hooks.dialects import Dialect, dialect_for
 from airflow_provider_arr.hooks.settings import ConnectionSettings, check_raw_extra
 from airflow_provider_arr.hooks.tokens import token_cache
@@ -96,7 +96,10 @@ class RemoteRenderingBaseHook(BaseHook):
             if conn.password:
                 _mask(conn.password)
             check_raw_extra(self.arr_conn_id, conn.extra)
-            self._settings = self._load_settings(conn.host, conn.login, conn.password, conn.extra_dejson)
+            settings = self._load_settings(conn.host, conn.login, conn.password, conn.extra_dejson)
+            if settings.client_secret:
+                _mask(settings.client_secret)
+            self._settings = settings
         return self._settings
 
     async def asettings(self) -> ConnectionSettings:
@@ -112,13 +115,18 @@ class RemoteRenderingBaseHook(BaseHook):
             extra = await get_async_extra_dejson(conn)
             if conn.password:
                 await _amask(conn.password)
-            self._settings = self._load_settings(conn.host, conn.login, conn.password, extra)
+            settings = self._load_settings(conn.host, conn.login, conn.password, extra)
+            if settings.client_secret:
+                await _amask(settings.client_secret)
+            self._settings = settings
         return self._settings
 
     def _load_settings(
         self, host: str | None, login: str | None, password: str | None, extra: Any
     ) -> ConnectionSettings:
-        return ConnectionSettings.from_connection(self.arr_conn_id, host, login, password, extra or {})
+        settings = ConnectionSettings.from_connection(self.arr_conn_id, host, login, password, extra or {})
+        entra.log_sign_in_once(self.arr_conn_id, settings, self.log)
+        return settings
 
     def log_to(self, logger: Any) -> None:
         """Log through ``logger`` from now on (a trigger's or a task's logger, so lines land in its log)."""
@@ -279,7 +287,7 @@ class RemoteRenderingBaseHook(BaseHook):
         try:
             return retrying(self._attempt, request, settings)
         except RemoteRenderingError as error:
-            raise _without_retry_frames(error) from None
+            raise _without_retry_frames(_explained(error, request, settings)) from None
 
     async def _acall(self, request: Request) -> Response:
         """Async :meth:`_call`."""
@@ -288,11 +296,14 @@ class RemoteRenderingBaseHook(BaseHook):
         try:
             return await retrying(self._aattempt, request, settings)
         except RemoteRenderingError as error:
-            raise _without_retry_frames(error) from None
+            raise _without_retry_frames(_explained(error, request, settings)) from None
 
     def _attempt(self, request: Request, settings: ConnectionSettings) -> Response:
         if request.sts:
             credential = _account_credential(settings)
+            if credential is None:  # Entra ID: the first leg, once per attempt (a refusal is final)
+                credential = entra.entra_token(settings)
+                _mask(credential)
             return policy.check_token_answer(
                 request, self._send(request, credential), (credential, settings.account_key)
             )
@@ -307,6 +318,9 @@ class RemoteRenderingBaseHook(BaseHook):
     async def _aattempt(self, request: Request, settings: ConnectionSettings) -> Response:
         if request.sts:
             credential = _account_credential(settings)
+            if credential is None:  # Entra ID: an aio credential made on this loop, closed after
+                credential = await entra.aentra_token(settings)
+                await _amask(credential)
             return policy.check_token_answer(
                 request, await self._asend(request, credential), (credential, settings.account_key)
             )
@@ -390,9 +404,24 @@ def _without_retry_frames(error: RemoteRenderingError) -> RemoteRenderingError:
     return error.with_traceback(None)
 
 
-def _account_credential(settings: ConnectionSettings) -> str:
-    """What the token service takes: ``<account id>:<account key>``."""
+def _account_credential(settings: ConnectionSettings) -> str | None:
+    """What the token service takes with an account key: ``<account id>:<account key>``; else ``None``."""
+    if settings.account_key is None:
+        return None
     return f"{settings.account_id}:{settings.account_key}"
+
+
+def _explained(
+    error: RemoteRenderingError, request: Request, settings: ConnectionSettings
+) -> RemoteRenderingError:
+    """With Entra ID, an STS 401 and an ARR 403 get a hint that fits: the likely cause, the missing role."""
+    if not settings.uses_entra:
+        return error
+    if request.sts and error.http_status == 401:
+        return error.with_hint(entra.sts_refused_hint(settings))
+    if not request.sts and error.http_status == 403:
+        return error.with_hint(entra.forbidden_hint(request.operation))
+    return error
 
 
 def _mask(secret: str) -> None:

@@ -12,6 +12,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from airflow_provider_arr.exceptions import RemoteRenderingError
+from airflow_provider_arr.hooks import entra
 from airflow_provider_arr.hooks.settings import ConnectionSettings, _is_loopback
 from airflow_provider_arr.models import ArrInputError
 
@@ -25,7 +26,11 @@ TEST_READ_TIMEOUT = 15.0
 
 
 def test_connection(hook: RemoteRenderingHook) -> tuple[bool, str]:
-    """Check the connection's fields, fetch a token and list the sessions: ``(passed, message)``."""
+    """Check the connection's fields, fetch a token and list the sessions: ``(passed, message)``.
+
+    With Entra ID the list call matters most: the token service checks the identity, but the roles
+    (Administrator, Client) are only checked by the service itself.
+    """
     named = f"connection {hook.arr_conn_id!r} "
     try:
         settings = hook.settings
@@ -48,7 +53,8 @@ def test_connection(hook: RemoteRenderingHook) -> tuple[bool, str]:
         return False, str(error).replace(named, "the connection ")
     finally:
         hook._settings = settings
-    return True, f"Connected: token fetched, {len(sessions)} active session(s) in the account."
+    who = f" as {entra.describe(settings)}" if settings.uses_entra else ""
+    return True, f"Connected{who}: token fetched, {len(sessions)} active session(s) in the account."
 
 
 def explain(error: RemoteRenderingError, settings: ConnectionSettings, step: str) -> str:

@@ -59,14 +59,23 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-#: Connection settings with the account key replaced by its SHA-256: what tells two accounts apart.
+#: Connection settings with the secrets (account key, client secret) hashed: what tells two accounts apart.
 PollerKey = tuple[Any, ...]
 
 
 def poller_key(settings: ConnectionSettings) -> PollerKey:
-    """The settings as a tuple, the account key hashed (every field counts: URLs, dialect, retries)."""
-    hashed = hashlib.sha256(settings.account_key.encode()).hexdigest()
-    return dataclasses.astuple(dataclasses.replace(settings, account_key=hashed))
+    """The settings as a tuple, the secrets hashed (every field counts: URLs, dialect, retries, identity)."""
+
+    def hashed(secret: str | None) -> str | None:
+        return hashlib.sha256(secret.encode()).hexdigest() if secret is not None else None
+
+    return dataclasses.astuple(
+        dataclasses.replace(
+            settings,
+            account_key=hashed(settings.account_key),
+            client_secret=hashed(settings.client_secret),
+        )
+    )
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,14 @@ PUBLIC_NAMES = {
         "create_app",
         "make_self_signed_cert",
     ],
+    "airflow_provider_arr.emulator.entra": [
+        "ADMINISTRATOR",
+        "CLIENT",
+        "DEFAULT_TENANT_ID",
+        "ROLES",
+        "EntraDirectory",
+        "Principal",
+    ],
     "airflow_provider_arr.emulator.state": [
         "CHAOS_REQUEST_KINDS",
         "CHAOS_SESSION_KINDS",
@@ -93,6 +101,14 @@ STATE_API = [
     "sessions",
     "active_sessions",
     "reset",
+    # Entra ID (issue 19): what the README tells users' tests to call.
+    "add_principal",
+    "add_managed_identity",
+    "assign_role",
+    "principals",
+    "identity_header",
+    "sts_sign_ins",
+    "issued_entra_tokens",
 ]
 
 

@@ -1,5 +1,6 @@
 """Whole ``dag.test`` runs of ``arr_render_pipeline`` (and ``arr_convert_and_render``): the teardown
-cleans up, and no secret (account key, tokens, SAS tokens) leaks.
+cleans up, and no secret (account key, tokens, SAS tokens; with Entra ID the client secret and the
+Entra tokens too) leaks.
 
 The runs happen in the child interpreter of ``tests/airflow/_dag_runner.py``, started here with Airflow
 logging at DEBUG, against an emulator whose account key is random (so that finding it means a leak).
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_arr.emulator import ArrEmulator
+from airflow_provider_arr.emulator.tls import make_self_signed_cert
 from tests.airflow.test_example_dags import EXAMPLE_DAGS, REPO, DagRunner, states
 from tests.reliability.conftest import RELIABILITY_EXTRAS
 
@@ -192,6 +194,64 @@ def test_no_sas_token_in_logs_xcoms_or_rendered_fields_of_a_convert_run(emu, deb
     }
     assert "ARR POST /v1/accounts/" in output  # the scan means something: the calls were logged
     assert any(key == "conversion_id" for _, _, key, _ in result["xcoms"])
+    for place, text in places.items():
+        for name, secret in found.items():
+            assert secret not in text, f"the {name} appears in the {place}"
+
+
+@pytest.fixture(scope="module")
+def entra_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArrEmulator]:
+    """An https emulator (Entra clients speak nothing else) with a service principal of a random secret."""
+    certfile, keyfile = make_self_signed_cert(tmp_path_factory.mktemp("tls"))
+    with ArrEmulator(start_delay=0.3, certfile=certfile, keyfile=keyfile) as emulator:
+        yield emulator
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "poke"])
+def test_no_entra_secret_or_token_in_logs_xcoms_or_rendered_fields_of_a_whole_run(
+    entra_emulator, debug_runner, tmp_path, deferrable
+):
+    pytest.importorskip("azure.identity")
+    emu = entra_emulator
+    emu.state.reset()
+    principal = emu.state.add_principal(secret=secrets.token_urlsafe(32), role="Administrator")
+    connection = emu.entra_connection(principal, **RELIABILITY_EXTRAS)
+    env = {
+        "AIRFLOW_CONN_ARR_DEFAULT": json.dumps(connection),
+        "REQUESTS_CA_BUNDLE": str(emu.certfile),  # the sync calls and the Entra leg
+        "SSL_CERT_FILE": str(emu.certfile),  # the triggerer's async calls
+    }
+    emu.state.add_fault("properties", 401, body={"error": "The access token has expired."})
+    result = debug_runner.request(
+        command="run",
+        dag_id=DAG_ID,
+        conf={},
+        deferrable=deferrable,
+        output_dir=str(tmp_path / "renders"),
+        env=env,
+        inspect=True,
+    )
+    output, _ = without_upstream_leak("".join(debug_runner.output))
+
+    assert result["state"] == "success", output[-3000:]
+    assert {record.status for record in emu.state.sessions()} == {"Stopped"}
+    assert {kind for kind, _ in emu.state.sts_sign_ins()} == {"entra"}  # never <id>:<key>
+    found = secrets_of(emu) | {"client secret": str(principal.secret)}
+    for number, token in enumerate(emu.state.issued_entra_tokens()):
+        _, claims, signature = token.split(".")
+        found |= {
+            f"Entra token {number}": token,
+            f"Entra {number} claims": claims,
+            f"Entra {number} sig": signature,
+        }
+    assert len(emu.state.issued_entra_tokens()) >= 2  # refetched after the 401
+    places = {
+        "log output": output,
+        "XComs": json.dumps(result["xcoms"]),
+        "rendered template fields": json.dumps(result["rendered_fields"]),
+    }
+    assert "ClientSecretCredential.get_token succeeded" in output  # the scan means something
+    assert "ARR GET " in output
     for place, text in places.items():
         for name, secret in found.items():
             assert secret not in text, f"the {name} appears in the {place}"

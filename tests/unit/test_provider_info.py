@@ -7,6 +7,7 @@ import json
 from importlib import resources
 
 import jsonschema
+import pytest
 
 from airflow_provider_arr import get_provider_info
 
@@ -35,6 +36,27 @@ def test_providers_manager_knows_the_connection_type_and_form():
     assert hook_info.hook_class_name == "airflow_provider_arr.hooks.remote_rendering.RemoteRenderingHook"
     assert hook_info.connection_id_attribute_name == "arr_conn_id"
     behaviour = manager.field_behaviours["azure_remote_rendering"]
-    assert behaviour["relabeling"]["password"] == "Account key"
+    assert behaviour["relabeling"]["password"] == "Account key (empty to sign in with Entra ID)"
     widgets = manager.connection_form_widgets
     assert "extra__azure_remote_rendering__sts_url" in widgets
+
+
+ENTRA_FIELDS = [
+    "tenantId",
+    "client_id",
+    "client_secret",
+    "certificate_path",
+    "managed_identity_client_id",
+    "workload_identity_tenant_id",
+    "authority_host",
+    "entra_scope",
+]
+
+
+@pytest.mark.parametrize("name", ENTRA_FIELDS)
+def test_the_form_has_each_entra_field_with_a_description_and_only_the_secret_is_sensitive(name):
+    from airflow.providers_manager import ProvidersManager
+
+    widget = ProvidersManager().connection_form_widgets[f"extra__azure_remote_rendering__{name}"]
+    assert widget.field["description"]
+    assert widget.is_sensitive == (name == "client_secret")
