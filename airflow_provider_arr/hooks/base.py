@@ -11,21 +11,28 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Generator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import tenacity
 from airflow.sdk import BaseHook
 
 from airflow_provider_arr.exceptions import (
-    RemoteRenderingDeadlineError,
     RemoteRenderingError,
     RemoteRenderingWaitCancelledError,
 )
 from airflow_provider_arr.hooks import entra, policy
 from airflow_provider_arr.hooks.dialects import Dialect, dialect_for
 from airflow_provider_arr.hooks.settings import ConnectionSettings, check_raw_extra
+from airflow_provider_arr.hooks.steps import (
+    _SLICE,
+    Finished,
+    Outcome,
+    Pause,
+    Steps,
+    abandon_at,
+    advance,
+    deadline_error,
+)
 from airflow_provider_arr.hooks.tokens import token_cache
 from airflow_provider_arr.hooks.transport import (
     AsyncTransport,
@@ -36,35 +43,6 @@ from airflow_provider_arr.hooks.transport import (
 )
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Pause:
-    """A step that waits ``seconds`` before the next request (``time.sleep`` or ``asyncio.sleep``)."""
-
-    seconds: float
-
-
-#: A multi-request call: yields a :class:`Request` or a :class:`Pause`, receives the :class:`Response`.
-Steps = Generator["Request | Pause", Response | None, T]
-#: What the last step came to: its answer, or the call's error (thrown into the steps).
-_Outcome = tuple[Response | None, RemoteRenderingError | None]
-
-
-@dataclass(frozen=True)
-class _Finished:
-    """The steps returned ``value``."""
-
-    value: Any
-
-
-def _advance(steps: Steps[Any], outcome: _Outcome) -> Request | Pause | _Finished:
-    """Hand the last outcome to the steps (an error is thrown in); return the next step, or the result."""
-    answer, error = outcome
-    try:
-        return steps.throw(error) if error is not None else steps.send(answer)
-    except StopIteration as done:
-        return _Finished(done.value)
 
 
 class RemoteRenderingBaseHook(BaseHook):
@@ -207,8 +185,8 @@ class RemoteRenderingBaseHook(BaseHook):
             then is abandoned (see :func:`abandon_at`) and :class:`RemoteRenderingDeadlineError` is
             thrown into the steps.
         """
-        outcome: _Outcome = (None, None)
-        while not isinstance(step := _advance(steps, outcome), _Finished):
+        outcome: Outcome = (None, None)
+        while not isinstance(step := advance(steps, outcome), Finished):
             outcome = (None, None)
             if not isinstance(step, Pause):
                 outcome = self._bounded_outcome(step, cancel, end_time)
@@ -224,8 +202,8 @@ class RemoteRenderingBaseHook(BaseHook):
 
         :param end_time: as for :meth:`_run`: a request in flight then is cancelled.
         """
-        outcome: _Outcome = (None, None)
-        while not isinstance(step := _advance(steps, outcome), _Finished):
+        outcome: Outcome = (None, None)
+        while not isinstance(step := advance(steps, outcome), Finished):
             outcome = (None, None)
             if isinstance(step, Pause):
                 await asyncio.sleep(step.seconds)
@@ -236,12 +214,12 @@ class RemoteRenderingBaseHook(BaseHook):
                     async with asyncio.timeout(abandon_at(end_time) - time.time()):
                         outcome = await self._aoutcome(step)
                 except TimeoutError:
-                    outcome = (None, _deadline_error(step, end_time))
+                    outcome = (None, deadline_error(step, end_time))
         return step.value
 
     def _bounded_outcome(
         self, request: Request, cancel: threading.Event | None, end_time: float | None
-    ) -> _Outcome:
+    ) -> Outcome:
         """One request; abandoned at the deadline or on ``cancel`` if it is still in flight.
 
         A blocking ``requests`` call cannot be interrupted (and its retries may sleep): it runs on a daemon
@@ -249,7 +227,7 @@ class RemoteRenderingBaseHook(BaseHook):
         """
         if cancel is None and end_time is None:
             return self._outcome(request)
-        result: list[_Outcome] = []
+        result: list[Outcome] = []
         done = threading.Event()
 
         def work() -> None:
@@ -265,16 +243,16 @@ class RemoteRenderingBaseHook(BaseHook):
                 raise RemoteRenderingWaitCancelledError("The task was killed while it waited")
             if give_up is not None and time.time() >= give_up:
                 assert end_time is not None
-                return None, _deadline_error(request, end_time)
+                return None, deadline_error(request, end_time)
         return result[0]
 
-    def _outcome(self, request: Request) -> _Outcome:
+    def _outcome(self, request: Request) -> Outcome:
         try:
             return self._call(request), None
         except RemoteRenderingError as failure:
             return None, failure
 
-    async def _aoutcome(self, request: Request) -> _Outcome:
+    async def _aoutcome(self, request: Request) -> Outcome:
         try:
             return await self._acall(request), None
         except RemoteRenderingError as failure:
@@ -366,33 +344,6 @@ class RemoteRenderingBaseHook(BaseHook):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-#: Seconds a request that began at (or just before) a wait's deadline, the wait's last look, may take.
-DEADLINE_GRACE = 2.0
-#: How often a sync wait looks at ``cancel`` and its deadline while a request is in flight.
-_SLICE = 0.05
-
-
-def abandon_at(end_time: float) -> float:
-    """When a request of a wait with deadline ``end_time`` is abandoned if it is still in flight.
-
-    **Every wait is bounded by time (issue 18, rule 3)**, also while a request is in flight: at its
-    deadline, or :data:`DEADLINE_GRACE` seconds after the request began if it began later than that
-    before the deadline (the last look a wait takes at its deadline). So no wait ends later than
-    ``end_time + DEADLINE_GRACE``, whatever the service does (hangs, retries, a page walk).
-
-    :param end_time: the wait's deadline (UNIX time).
-    """
-    return max(end_time, time.time() + DEADLINE_GRACE)
-
-
-def _deadline_error(request: Request, end_time: float) -> RemoteRenderingDeadlineError:
-    late = time.time() - end_time
-    return RemoteRenderingDeadlineError(
-        request.operation,
-        service_message=f"no answer by the wait's deadline (abandoned {max(late, 0.0):.1f} s after it)",
-    )
 
 
 def _without_retry_frames(error: RemoteRenderingError) -> RemoteRenderingError:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from airflow_provider_arr.exceptions import RemoteRenderingError
 from airflow_provider_arr.hooks import entra
-from airflow_provider_arr.hooks.settings import ConnectionSettings, _is_loopback
+from airflow_provider_arr.hooks.settings import ConnectionSettings
+from airflow_provider_arr.hooks.urls import is_loopback
 from airflow_provider_arr.models import ArrInputError
 
 if TYPE_CHECKING:
@@ -100,4 +101,4 @@ def explain(error: RemoteRenderingError, settings: ConnectionSettings, step: str
 def _is_local(url: str) -> bool:
     from urllib.parse import urlsplit
 
-    return _is_loopback(urlsplit(url).hostname or "")
+    return is_loopback(urlsplit(url).hostname or "")

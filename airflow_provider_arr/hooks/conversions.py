@@ -19,11 +19,12 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingWaitTimeoutError,
 )
 from airflow_provider_arr.hooks import policy
-from airflow_provider_arr.hooks.base import Pause, RemoteRenderingBaseHook, Steps, _amask, _mask
+from airflow_provider_arr.hooks.base import RemoteRenderingBaseHook, _amask, _mask
 from airflow_provider_arr.hooks.dialects import Dialect
 from airflow_provider_arr.hooks.paging import PageWalk
-from airflow_provider_arr.hooks.settings import same_origin_link
+from airflow_provider_arr.hooks.steps import Pause, Steps
 from airflow_provider_arr.hooks.transport import Logger, Request, Response
+from airflow_provider_arr.hooks.urls import same_origin_link
 from airflow_provider_arr.models import (
     ConversionProperties,
     ConversionSpec,

@@ -31,8 +31,9 @@ from airflow_provider_arr.hooks.conversion_dialects import (
 )
 from airflow_provider_arr.hooks.paging import parse_page
 from airflow_provider_arr.hooks.policy import ResourceKind, parse_answer
-from airflow_provider_arr.hooks.settings import ConnectionSettings, same_origin_link
+from airflow_provider_arr.hooks.settings import ConnectionSettings
 from airflow_provider_arr.hooks.transport import Logger, Request, Response
+from airflow_provider_arr.hooks.urls import same_origin_link
 from airflow_provider_arr.hooks.wire import mask_secrets
 from airflow_provider_arr.models import (
     API_2021,

@@ -20,7 +20,7 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingSessionNotFoundError,
     RemoteRenderingWaitTimeoutError,
 )
-from airflow_provider_arr.hooks.base import Pause, Steps
+from airflow_provider_arr.hooks.steps import Pause, Steps
 
 __all__ = [
     "ADOPTION_LISTINGS",

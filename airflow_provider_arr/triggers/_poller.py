@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_arr.exceptions import RemoteRenderingDeadlineError, RemoteRenderingError
-from airflow_provider_arr.hooks.base import Steps, abandon_at
 from airflow_provider_arr.hooks.dialects import Dialect
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from airflow_provider_arr.hooks.settings import ConnectionSettings
+from airflow_provider_arr.hooks.steps import Steps, abandon_at
 from airflow_provider_arr.hooks.transport import Logger
 
 __all__ = [

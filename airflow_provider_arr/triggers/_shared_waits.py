@@ -21,9 +21,9 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingWaitTimeoutError,
 )
 from airflow_provider_arr.hooks import conversions, sessions
-from airflow_provider_arr.hooks.base import Steps
 from airflow_provider_arr.hooks.dialects import Dialect
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+from airflow_provider_arr.hooks.steps import Steps
 from airflow_provider_arr.hooks.transport import Logger
 from airflow_provider_arr.models import (
     ConversionProperties,

@@ -8,8 +8,8 @@ import time
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_provider_arr.hooks.base import DEADLINE_GRACE
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+from airflow_provider_arr.hooks.steps import DEADLINE_GRACE
 from airflow_provider_arr.sensors.conversion import RemoteRenderingConversionSensor
 from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
 

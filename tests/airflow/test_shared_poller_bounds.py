@@ -9,7 +9,7 @@ import time
 import pytest
 
 from airflow_provider_arr.emulator.oddities import FOREIGN_KINDS
-from airflow_provider_arr.hooks.base import DEADLINE_GRACE
+from airflow_provider_arr.hooks.steps import DEADLINE_GRACE
 from tests.airflow.test_shared_poller import new_session, only_event, trigger_for
 from tests.helpers import FAST_RETRIES
 

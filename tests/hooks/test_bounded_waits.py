@@ -11,8 +11,8 @@ import time
 import pytest
 
 from airflow_provider_arr.exceptions import RemoteRenderingWaitCancelledError, RemoteRenderingWaitTimeoutError
-from airflow_provider_arr.hooks.base import DEADLINE_GRACE
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+from airflow_provider_arr.hooks.steps import DEADLINE_GRACE
 
 #: Patient connection settings: without the bound, one hung read would hold a wait 30 s or more.
 PATIENT = {"retry_min_wait": 0.05, "retry_max_wait": 0.2, "retry_max_time": 60, "read_timeout": 30}

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from airflow_provider_arr.exceptions import RemoteRenderingError
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
-from airflow_provider_arr.hooks.settings import normalized_url, origin, same_origin_link
+from airflow_provider_arr.hooks.urls import normalized_url, origin, same_origin_link
 from tests.helpers import FAST_RETRIES
 
 #: (connection host, link) spellings of one origin; ``{port}``, ``{path}`` are filled in per test.
