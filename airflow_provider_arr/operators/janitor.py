@@ -123,7 +123,7 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
     ) -> None:
         from airflow_provider_arr import ownership
         from airflow_provider_arr.ownership.assess import attribute
-        from airflow_provider_arr.ownership.rules import resolve_pending
+        from airflow_provider_arr.ownership.rules import note_ui_stop, resolve_pending
 
         listed = {session.session_id: session for session in hook.list_sessions()}
         verdicts = {record.owner: self.owner_verdict(record.owner) for record in records}
@@ -136,6 +136,7 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
                 session = listed.get(session_id)
                 ended = session is None or not session.status.is_active
                 if ended and self._ended(hook, session_id, session) and not self.only_report:
+                    note_ui_stop(record, session_id, self.log)
                     record.forget(session_id)
         for found in attribute(listed.values(), records, verdicts):
             session = found.session
