@@ -20,6 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# At module level: FastAPI reads the routes' annotations (text, with postponed evaluation) from here.
+from fastapi import Request
+
 from airflow_provider_arr.plugins.ops import URL_PREFIX, VIEW_NAME, base_path
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -28,7 +31,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 def build_app() -> Any:
     """The FastAPI app (imports FastAPI, Jinja2 and Airflow's API security only when called)."""
     import jinja2
-    from fastapi import Depends, FastAPI, Request
+    from fastapi import Depends, FastAPI
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.concurrency import run_in_threadpool
 

@@ -63,7 +63,9 @@ def test_no_price_for_the_size_means_no_cost_never_a_made_up_one():
 def test_billed_time_counts_from_ready_when_a_task_recorded_it_else_from_the_start():
     owner = Owner("dag", "run", "create")
     record = OwnershipRecord(owner, "arr", "v1", {"s1": {"try": 2, "ready_at": "2026-12-06T11:45:00+00:00"}})
-    found = attribute([session("s1"), session("s2")], [record], {owner: Verdict("in_use", "is still running")})
+    found = attribute(
+        [session("s1"), session("s2")], [record], {owner: Verdict("in_use", "is still running")}
+    )
     recorded = session_view(found[0], "arr", NOW, {"standard": 4}, {("dag", "run"): "running"}, LINKS, True)
     assert (recorded["billed_seconds"], recorded["billed_from"]) == (900, "ready")
     assert recorded["cost"] == 1.0
