@@ -27,10 +27,11 @@ DAG_ID = "arr_ops_dag"
 PRICES = {"standard": 2.5, "premium": 10}
 
 
-@pytest.fixture(scope="session")
-def airflow_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The API server app (``create_app(apps="core")``), over a fresh sqlite database."""
-    folder = tmp_path_factory.mktemp("plugins")
+def build_airflow_app(folder: Path) -> Any:
+    """The API server app (``create_app(apps="core")``) over a fresh sqlite database, with the plugin.
+
+    :param folder: an empty folder to use as Airflow's plugins folder.
+    """
     (folder / "arr_ops.py").write_text("from airflow_provider_arr.plugins.ops import ArrOpsPlugin\n")
     os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = ",".join(f"{r}:{r}" for r in ROLES)
     os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = "tests-plugins-jwt-secret-" + "x" * 48
@@ -48,14 +49,23 @@ def airflow_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return create_app(apps="core")
 
 
-@pytest.fixture(scope="session")
-def tokens(airflow_app: Any) -> dict[str, str]:
-    """A bearer token per role, signed by the simple auth manager."""
+def role_tokens() -> dict[str, str]:
+    """A bearer token per role, signed by the simple auth manager (after :func:`build_airflow_app`)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
     manager = get_auth_manager()
     return {role: manager.generate_jwt(SimpleAuthManagerUser(username=role, role=role)) for role in ROLES}
+
+
+@pytest.fixture(scope="session")
+def airflow_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return build_airflow_app(tmp_path_factory.mktemp("plugins"))
+
+
+@pytest.fixture(scope="session")
+def tokens(airflow_app: Any) -> dict[str, str]:
+    return role_tokens()
 
 
 @pytest.fixture(scope="session")
@@ -124,6 +134,11 @@ def record(
 
 def make_run(run_id: str, state: str) -> None:
     """A real DAG run of ``DAG_ID`` (tasks ``create`` and ``stop``) in ``state``."""
+    make_runs({run_id: state})
+
+
+def make_runs(states: dict[str, str]) -> None:
+    """Real DAG runs of ``DAG_ID`` (tasks ``create`` and ``stop``): ``{run_id: state}``."""
     import pendulum
     from airflow.models.dagbundle import DagBundleModel
     from airflow.models.serialized_dag import SerializedDagModel
@@ -143,16 +158,17 @@ def make_run(run_id: str, state: str) -> None:
         SerializedDagModel.write_dag(lazy, bundle_name="testing", session=session)
         session.flush()
         serialized = SerializedDagModel.get_dag(DAG_ID, session=session)
-        serialized.create_dagrun(
-            run_id=run_id,
-            run_type=DagRunType.MANUAL,
-            state=state,
-            logical_date=None,
-            data_interval=None,
-            run_after=pendulum.now("UTC"),
-            triggered_by=DagRunTriggeredByType.TEST,
-            session=session,
-        )
+        for run_id, state in states.items():
+            serialized.create_dagrun(
+                run_id=run_id,
+                run_type=DagRunType.MANUAL,
+                state=state,
+                logical_date=None,
+                data_interval=None,
+                run_after=pendulum.now("UTC"),
+                triggered_by=DagRunTriggeredByType.TEST,
+                session=session,
+            )
 
 
 def push_xcom(run_id: str, task_id: str, key: str, value: Any) -> None:
