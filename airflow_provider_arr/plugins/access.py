@@ -75,6 +75,10 @@ class Access:
         """Whether the user may read the DAG's runs."""
         return self._ask("dag", "GET", dag_id)
 
+    def may_test(self, conn_id: str) -> bool:
+        """Whether the user may test the connection: what Airflow's own test route asks (``POST``)."""
+        return self._ask("connection", "POST", conn_id)
+
     def may_act(self, found: Attribution, conn_id: str) -> bool:
         """Whether the user may stop or extend this session (see the module's docstring)."""
         owner = found.owner

@@ -118,6 +118,45 @@ def stop(access: Access, conn_id: str, session_id: str) -> dict[str, Any]:
     return {**summary, "action": "stop", "outcome": result.outcome, "by": access.name, "noted": noted}
 
 
+#: Airflow's own answer when ``[core] test_connection`` is not ``Enabled`` (its test route's words).
+TEST_DISABLED = (
+    "Testing connections is disabled in Airflow configuration. Contact your deployment admin to enable it."
+)
+
+
+def testing_enabled() -> bool:
+    """Whether ``[core] test_connection`` is ``Enabled`` (Airflow's default is ``Disabled``)."""
+    from airflow.configuration import conf
+
+    return str(conf.get("core", "test_connection", fallback="Disabled")).strip().lower() == "enabled"
+
+
+def test_connection(access: Access, conn_id: str) -> dict[str, Any]:
+    """Test a saved ARR connection, as Airflow's Test button would if it worked on 3.3.2 (issue 20).
+
+    Airflow 3.3.2's Test icon refuses every connection saved without a port; this tests the stored
+    connection by its id with the hook's own ``test_connection`` (each call tried once, short timeouts),
+    under the same rules as Airflow's route: ``[core] test_connection = Enabled`` and ``POST`` rights on
+    the connection. The answer is the hook's message (it names the field to fix, never a secret).
+
+    :raises Refused: 403 when testing is disabled or the user may not; 404 for an unknown connection.
+    """
+    if not testing_enabled():
+        raise Refused(403, TEST_DISABLED)
+    if not access.may_test(conn_id):
+        raise Refused(403, f"Forbidden: to test the connection {conn_id!r} you need edit rights on it")
+    with db_session() as db:
+        if conn_id not in airflow_db.arr_connection_ids(db):
+            raise Refused(404, f"arr_conn_id: {conn_id!r} is not an Azure Remote Rendering connection")
+    with airflow_db.ServerHook(conn_id) as hook:
+        passed, message = hook.test_connection()
+    with db_session() as db:
+        airflow_db.audit(
+            db, "arr_connection_test", access.name, None, {"arr_conn_id": conn_id, "status": passed}
+        )
+    return {"conn_id": conn_id, "action": "test", "status": passed, "message": message, "by": access.name}
+
+
 def stop_or_refuse(access: Access, conn_id: str, session_id: str, action: str) -> dict[str, Any]:
     """:func:`stop` for ``action == "stop"``; any other action is refused (404)."""
     if action != "stop":

@@ -10,6 +10,7 @@ Routes (every one needs a user: bearer token or the UI's ``_token`` cookie; 401 
     POST /connections/{conn_id}/sessions/{id}/{stop|extend}   do it (form field ``confirm`` = the id;
                                                      ``extend_by`` for extend); HTML
     POST /api/connections/{conn_id}/sessions/{id}/{stop|extend}   the same, JSON body, JSON answer
+    POST /connections/{conn_id}/test, /api/connections/{conn_id}/test   test a saved connection
 
 Server-rendered HTML (Jinja2, autoescaped), no JavaScript: a POST is a form; it works in the UI's
 sandboxed iframe. Nothing of a connection but its id is ever put in a page or an answer.
@@ -116,6 +117,23 @@ def build_app() -> Any:
         except actions.Refused as error:
             return refusal(error, as_json)
         return done if as_json else html("done.html", done=done)
+
+    async def test(request: Request, user: Any, conn_id: str, as_json: bool) -> Any:
+        if not same_site(request.headers):
+            return refusal(actions.Refused(403, "Forbidden: a cross-site request"), as_json)
+        try:
+            done = await run_in_threadpool(actions.test_connection, Access(user), conn_id)
+        except actions.Refused as error:
+            return refusal(error, as_json)
+        return done if as_json else html("tested.html", done=done)
+
+    @app.post("/connections/{conn_id}/test", response_class=HTMLResponse)
+    async def test_page(request: Request, conn_id: str, user: Any = CurrentUser) -> Any:
+        return await test(request, user, conn_id, as_json=False)
+
+    @app.post("/api/connections/{conn_id}/test")
+    async def test_json(request: Request, conn_id: str, user: Any = CurrentUser) -> Any:
+        return await test(request, user, conn_id, as_json=True)
 
     @app.post("/connections/{conn_id}/sessions/{session_id}/{action}", response_class=HTMLResponse)
     async def act_page(

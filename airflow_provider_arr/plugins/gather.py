@@ -93,7 +93,11 @@ def connection_section(
             listed = hook.list_sessions()
             extra = airflow_db.connection_extra(conn_id)
     except Exception as error:
-        return failed_section(conn_id, describe(error)) if may_read else None
+        if not may_read:
+            return None
+        failed = failed_section(conn_id, describe(error))
+        failed["test_url"] = links.test(conn_id) if access.may_test(conn_id) else None
+        return failed
     prices, price_error = None, None
     try:
         prices = parse_prices(conn_id, extra)
@@ -107,7 +111,9 @@ def connection_section(
     ]
     if not rows and not may_read:
         return None
-    return account_section(conn_id, api_version, rows, prices, price_error)
+    section = account_section(conn_id, api_version, rows, prices, price_error)
+    section["test_url"] = links.test(conn_id) if access.may_test(conn_id) else None
+    return section
 
 
 def find_session(access: Access, conn_id: str, session_id: str) -> tuple[Attribution | None, str]:

@@ -96,6 +96,9 @@ class Links:
         mapped = f"/mapped/{owner.map_index}" if owner.map_index >= 0 else ""
         return f"{self.run(owner)}/tasks/{quote(owner.task_id, safe='')}{mapped}"
 
+    def test(self, conn_id: str) -> str:
+        return f"{self.base}{self.prefix}/connections/{quote(conn_id, safe='')}/test"
+
     def action(self, conn_id: str, session_id: str, action: str) -> str:
         return (
             f"{self.base}{self.prefix}/connections/{quote(conn_id, safe='')}/sessions/"

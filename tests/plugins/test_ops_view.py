@@ -8,6 +8,7 @@ scanned for the account key, the STS token, the users' tokens and SAS signatures
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -218,3 +219,42 @@ def test_the_dag_run_tab_shows_the_runs_sessions_billed_minutes_and_cost(as_role
     assert "10.0" in page.text
     assert "finished-session" in page.text
     assert viewer.get(f"/arr/api/runs/{DAG_ID}/no_such_run").status_code == 404
+
+
+def test_each_connection_can_be_tested_from_the_view_where_airflow_allows_testing(
+    as_role, accounts, monkeypatch
+):
+    from airflow.models.connection import Connection
+
+    from tests.plugins.conftest import db
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_ARR_PRICED"])
+    wrong_key = "wrong-" + conn["password"][::-1]
+    with db() as session:
+        session.add(
+            Connection(
+                conn_id="arr_wrong_key",
+                conn_type="azure_remote_rendering",
+                host=conn["host"],
+                login=conn["login"],
+                password=wrong_key,
+                extra=json.dumps({"sts_url": conn["extra"]["sts_url"]}),
+            )
+        )
+    admin = as_role("admin")
+    disabled = admin.post("/arr/api/connections/arr_priced/test")  # Airflow's default: Disabled
+    assert disabled.status_code == 403
+    assert disabled.json()["detail"].startswith("Testing connections is disabled")
+    monkeypatch.setenv("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
+    assert "Test connection</button>" in admin.get("/arr/").text
+    passed = admin.post("/arr/api/connections/arr_priced/test").json()
+    assert passed["status"] is True
+    assert passed["message"].startswith("Connected")
+    failed = admin.post("/arr/connections/arr_wrong_key/test")
+    assert failed.status_code == 200
+    assert "test failed" in failed.text
+    assert wrong_key not in failed.text
+    viewer = as_role("viewer")
+    assert "Test connection</button>" not in viewer.get("/arr/").text
+    assert viewer.post("/arr/api/connections/arr_priced/test").status_code == 403
+    assert admin.post("/arr/api/connections/nope/test").status_code == 404
