@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_arr.models import API_2021
 from airflow_provider_arr.ownership import Owner, OwnershipRecord
 from airflow_provider_arr.ownership.assess import Attribution, attribute
 from airflow_provider_arr.ownership.evidence import AirflowState, Verdict, owner_verdict
@@ -18,6 +19,7 @@ from airflow_provider_arr.plugins.views import (
     Links,
     account_section,
     can_see,
+    conversion_rows,
     failed_section,
     now_utc,
     parse_prices,
@@ -113,7 +115,20 @@ def connection_section(
         return None
     section = account_section(conn_id, api_version, rows, prices, price_error)
     section["test_url"] = links.test(conn_id) if access.may_test(conn_id) else None
+    if may_read:  # conversions have no owner in Airflow: only for those who may read the connection
+        section["conversions"], section["conversions_note"] = recent_conversions(conn_id, api_version)
     return section
+
+
+def recent_conversions(conn_id: str, api_version: str) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """The connection's newest conversions, where its dialect can list them (``2021-01-01``; v1 cannot)."""
+    if api_version != API_2021:
+        return None, "the v1 API cannot list conversions (a 2021-01-01 connection to the account can)"
+    try:
+        with airflow_db.ServerHook(conn_id) as hook:
+            return conversion_rows(hook.list_conversions()), None
+    except Exception as error:
+        return None, f"conversions could not be listed: {describe(error)}"
 
 
 def find_session(access: Access, conn_id: str, session_id: str) -> tuple[Attribution | None, str]:

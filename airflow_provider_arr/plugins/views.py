@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,6 +62,36 @@ def parse_prices(conn_id: str, extra: Mapping[str, Any]) -> dict[str, float] | N
             raise ArrInputError(where, f"the price of {size!r} must not be negative, got {price!r}")
         prices[str(size).lower()] = float(price)
     return prices
+
+
+#: How many conversions a connection's section lists, newest first.
+RECENT_CONVERSIONS = 10
+_QUERY = re.compile(r"(https?://[^\s?#\"'<>]+)[?#][^\s\"'<>,]*")
+
+
+def without_query(text: str | None) -> str | None:
+    """``text`` with the query of every URL in it dropped: a SAS token is a query (``?sv=...&sig=...``)."""
+    return None if text is None else _QUERY.sub(r"\1", text)
+
+
+def conversion_rows(conversions: Iterable[Any], limit: int = RECENT_CONVERSIONS) -> list[dict[str, Any]]:
+    """The newest conversions, by creation time as the service wrote it; no SAS is ever shown.
+
+    Each row: id, status, created, output asset and error, every URL without its query.
+
+    :param conversions: ``ConversionProperties`` from the hook's ``list_conversions``.
+    """
+    ordered = sorted(conversions, key=lambda c: c.creation_time or "", reverse=True)[:limit]
+    return [
+        {
+            "conversion_id": c.conversion_id,
+            "status": c.status.value,
+            "created": c.creation_time,
+            "output_asset": without_query(c.output_asset_uri),
+            "error": without_query(c.error_message),
+        }
+        for c in ordered
+    ]
 
 
 def records_for(records: Iterable[OwnershipRecord], conn_id: str, account_id: str) -> list[OwnershipRecord]:
@@ -222,6 +253,8 @@ def account_section(
         "total_billed_seconds": round(sum(row["billed_seconds"] for row in rows), 1),
         "total_cost": round(sum(costs), 4) if priced else None,
         "unpriced_sessions": sum(1 for row in rows if row["cost"] is None) if priced else None,
+        "conversions": None,
+        "conversions_note": None,
     }
 
 

@@ -258,3 +258,31 @@ def test_each_connection_can_be_tested_from_the_view_where_airflow_allows_testin
     assert "Test connection</button>" not in viewer.get("/arr/").text
     assert viewer.post("/arr/api/connections/arr_priced/test").status_code == 403
     assert admin.post("/arr/api/connections/nope/test").status_code == 404
+
+
+def test_recent_conversions_are_listed_where_the_dialect_can_and_never_with_a_sas(
+    as_role, accounts, monkeypatch
+):
+    from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_ARR_2021", json.dumps(accounts.connection(api_version="2021-01-01")))
+    with RemoteRenderingHook("arr_2021") as hook:
+        conversion_id = hook.create_conversion(
+            "https://contosoin.blob.core.windows.net/models",
+            "house.fbx",
+            "https://contosoout.blob.core.windows.net/assets",
+            input_sas="sv=2020-08-04&sr=c&sp=rl&sig=READLISTSECRET",
+            output_sas="sv=2020-08-04&sr=c&sp=w&sig=WRITESECRET",
+        )
+    admin = as_role("admin")
+    view = admin.get("/arr/api/accounts").json()
+    (section,) = [s for s in view["connections"] if s["conn_id"] == "arr_2021"]
+    assert [c["conversion_id"] for c in section["conversions"]] == [conversion_id]
+    (v1,) = [s for s in view["connections"] if s["conn_id"] == "arr_priced"]
+    assert v1["conversions"] is None
+    assert "v1 API cannot list conversions" in v1["conversions_note"]
+    page = admin.get("/arr/").text  # the Client scans it for "sig=" too
+    assert conversion_id in page
+    assert "SECRET" not in page
+    viewer = as_role("viewer").get("/arr/api/accounts").json()
+    assert all(s["conversions"] is None for s in viewer["connections"])

@@ -94,3 +94,13 @@ def test_the_run_of_a_gone_owner_makes_its_session_unattributed_and_names_the_ow
     assert found.category == "unattributed"
     assert found.owner is None
     assert "dag/deleted/create" in found.reason
+
+
+def test_urls_lose_their_query_so_no_sas_is_shown():
+    from airflow_provider_arr.plugins.views import without_query
+
+    text = "cannot read https://a.blob.core.windows.net/c/m.fbx?sv=1&sig=SECRET, see https://b.example/x#frag"
+    assert (
+        without_query(text) == "cannot read https://a.blob.core.windows.net/c/m.fbx, see https://b.example/x"
+    )
+    assert without_query(None) is None
