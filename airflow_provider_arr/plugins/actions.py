@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_arr.exceptions import RemoteRenderingError
 from airflow_provider_arr.models import ArrInputError, format_timespan, parse_timespan
 from airflow_provider_arr.ownership.assess import Attribution
 from airflow_provider_arr.plugins import airflow_db
@@ -28,7 +29,7 @@ class Refused(Exception):
     """The action is not allowed or not possible; ``status`` is the HTTP status to answer with.
 
     :param status: 403 (not authorised), 404 (no such connection or session), 409 (the session has
-        ended), 400 (bad input; the message names the field).
+        ended), 400 (bad input; the message names the field), 502 (the service failed; its error).
     :param message: what to show.
     """
 
@@ -78,6 +79,8 @@ def target(access: Access, conn_id: str, session_id: str, action: str) -> Target
         found, status = find_session(access, conn_id, session_id)
     except LookupError as error:
         raise Refused(404, str(error)) from None
+    except RemoteRenderingError as error:
+        raise Refused(502, f"The service could not be asked about session {session_id}: {error}") from None
     if found is None:
         raise Refused(409, f"Session {session_id} is {status}: there is nothing to {action}")
     if not access.may_act(found, conn_id):
@@ -96,8 +99,11 @@ def stop(access: Access, conn_id: str, session_id: str) -> dict[str, Any]:
     """Stop a session (see the module's docstring); returns what was done, for the page and the API."""
     chosen = target(access, conn_id, session_id, "stop")
     summary = chosen.summary()
-    with airflow_db.ServerHook(conn_id) as hook:
-        result = hook.end_session(session_id)
+    try:
+        with airflow_db.ServerHook(conn_id) as hook:
+            result = hook.end_session(session_id)
+    except RemoteRenderingError as error:  # nothing was noted or audited: the session may still run
+        raise Refused(502, f"The service did not stop session {session_id}: {error}") from None
     at = result.stopped_at or now_utc()
     owner, record = chosen.found.owner, chosen.found.record
     with db_session() as db:
@@ -185,6 +191,8 @@ def extend(access: Access, conn_id: str, session_id: str, extend_by: Any) -> dic
             hook.update_session(session_id, lease)
     except ArrInputError as error:
         raise Refused(400, str(error)) from None
+    except RemoteRenderingError as error:
+        raise Refused(502, f"The service did not extend session {session_id}: {error}") from None
     with db_session() as db:
         airflow_db.audit(
             db,

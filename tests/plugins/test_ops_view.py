@@ -286,3 +286,37 @@ def test_recent_conversions_are_listed_where_the_dialect_can_and_never_with_a_sa
     assert "SECRET" not in page
     viewer = as_role("viewer").get("/arr/api/accounts").json()
     assert all(s["conversions"] is None for s in viewer["connections"])
+
+
+def test_a_stop_the_service_refuses_is_reported_and_neither_audited_nor_noted(as_role, fleet, accounts):
+    from airflow.models.log import Log
+    from airflow.models.variable import Variable
+    from sqlalchemy import select
+
+    from airflow_provider_arr.ownership import Owner
+    from tests.plugins.conftest import db
+
+    accounts.state.add_fault("stop", 500, count=10)
+    answer = as_role("admin").post(
+        f"/arr/api/connections/arr_priced/sessions/{fleet['orphaned']}/stop",
+        json={"confirm": fleet["orphaned"]},
+    )
+    accounts.state.clear_faults()
+    assert answer.status_code == 502
+    assert answer.json()["detail"].startswith(f"The service did not stop session {fleet['orphaned']}")
+    assert status(accounts, fleet["orphaned"]) == "Ready"
+    with db() as session:
+        assert session.scalars(select(Log).where(Log.event == "arr_session_stop")).all() == []
+    entry = json.loads(Variable.get(Owner(DAG_ID, "done_run", "create").key))["sessions"][fleet["orphaned"]]
+    assert "stopped_from_ui" not in entry
+
+
+def test_an_account_that_fails_its_list_call_shows_the_error_in_its_section_only(as_role, fleet, accounts):
+    accounts.state.add_fault("list", 403, count=1)  # the first connection listed: arr_db
+    view = as_role("admin").get("/arr/api/accounts").json()
+    accounts.state.clear_faults()
+    failed, _ = rows(view, "arr_db")
+    assert failed["error"]
+    assert failed["sessions"] == []
+    _, fine = rows(view, "arr_priced")
+    assert set(fine) == set(fleet.values())
