@@ -207,3 +207,35 @@ def test_the_dag_run_tab_of_a_finished_run_shows_its_sessions_and_the_billed_tot
     assert total == f"{billed['billed_seconds'] / 60:.1f}"
     assert "Stopped" in row.inner_text()
     no_secret(frame.locator("body").inner_html(), scene["key"])
+
+
+def test_airflows_test_icon_works_for_a_connection_stored_with_port_443(admin_ui, deployed):
+    """Issue 20's question: would a port make Airflow 3.3.2's own Test icon work? A stored 443 does.
+
+    The icon sends the form's port (``Number(443)``); 3.3.2 refuses a test whose port differs from the
+    stored one, and our form hides ``port``, so it is stored as null and sent as 0 (test_ui_browser.py).
+    A connection saved with port 443 (``airflow connections add --conn-port 443``, a URI with ``:443``)
+    passes; the hook never reads ``port``. provider info cannot give a standard field a default (only a
+    placeholder), so the form cannot make this the default: the README says how to store it.
+    """
+    connection = json.loads(deployed.emulator.connection)
+    answer = deployed.airflow.api.post(
+        "/connections",
+        json={
+            "connection_id": "arr_port443",
+            "conn_type": "azure_remote_rendering",
+            "host": connection["host"],
+            "login": connection["login"],
+            "password": connection["password"],
+            "port": 443,
+            "extra": json.dumps(connection["extra"]),
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    row = admin_ui.connection_row("arr_port443")
+    with admin_ui.page.expect_response(lambda r: r.url.endswith("/api/v2/connections/test")) as tested:
+        row.get_by_role("button", name="Test Connection").click()
+    admin_ui.shot("ops-6-test-icon-port-443")
+    assert json.loads(tested.value.request.post_data)["port"] == 443
+    assert tested.value.status == 200, tested.value.text()
+    assert tested.value.json()["status"] is True, tested.value.json()
