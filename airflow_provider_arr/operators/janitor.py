@@ -122,58 +122,70 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
         report: dict[str, list[dict[str, Any]]],
     ) -> None:
         from airflow_provider_arr import ownership
-        from airflow_provider_arr.ownership.rules import resolve_pending
+        from airflow_provider_arr.ownership.assess import attribute
+        from airflow_provider_arr.ownership.rules import note_ui_stop, resolve_pending
 
         listed = {session.session_id: session for session in hook.list_sessions()}
-        attributed: set[str] = set()
-        gone: dict[str, str] = {}  # sessions whose owner's run no longer exists: treated as unowned
+        verdicts = {record.owner: self.owner_verdict(record.owner) for record in records}
         for record in records:
-            verdict = self.owner_verdict(record.owner)
+            verdict = verdicts[record.owner]
             if verdict.finished and record.pending is not None and not self.only_report:
                 others = {sid for other in records if other is not record for sid in other.sessions}
                 resolve_pending(hook, record, self.log, listed.values(), others)
             for session_id in list(record.sessions):
                 session = listed.get(session_id)
-                if session is None or not session.status.is_active:
-                    if self._ended(hook, session_id, session) and not self.only_report:
-                        record.forget(session_id)
-                    continue
-                if verdict.kind == "gone":
-                    gone[session_id] = f"its owner {record.owner}: {verdict.reason}"
-                    continue
-                attributed.add(session_id)
-                entry = _entry(session, conn_id, str(record.owner), verdict.reason)
-                if not verdict.finished:
-                    if verdict.kind == "unknown":
-                        self.log.warning(
-                            "Session %s of %s is kept: %s; the next sweep decides",
-                            session_id,
-                            record.owner,
-                            verdict.reason,
-                        )
-                    report["kept"].append(entry)
-                    continue
-                if self._stop(hook, session, entry, f"its owner {record.owner} {verdict.reason}", report):
+                ended = session is None or not session.status.is_active
+                if ended and self._ended(hook, session_id, session) and not self.only_report:
+                    note_ui_stop(record, session_id, self.log)
                     record.forget(session_id)
-            if verdict.finished and not self.only_report:
+        for found in attribute(listed.values(), records, verdicts):
+            session = found.session
+            if found.category == "unattributed":
+                if session.status != SessionStatus.STOPPING:
+                    self._unattributed(hook, conn_id, session, found.reason, max_age, report)
+                continue
+            assert found.record is not None
+            entry = _entry(session, conn_id, str(found.record.owner), found.reason)
+            if found.category == "orphaned":
+                reason = f"its owner {found.record.owner} {found.reason}"
+                if self._stop(hook, session, entry, reason, report):
+                    found.record.forget(session.session_id)
+                continue
+            if found.category == "undecided":
+                self.log.warning(
+                    "Session %s of %s is kept: %s; the next sweep decides",
+                    session.session_id,
+                    found.record.owner,
+                    found.reason,
+                )
+            report["kept"].append(entry)
+        for record in records:
+            if verdicts[record.owner].finished and not self.only_report:
                 ownership.save(record)
-        for session in listed.values():
-            if session.session_id in attributed or session.status == SessionStatus.STOPPING:
-                continue
-            why = gone.get(session.session_id, "no task owns it")
-            entry = _entry(session, conn_id, None, why)
-            if max_age is not None and session.elapsed_time >= max_age:
-                self._stop(hook, session, entry, f"{why}, and it ran over {format_timespan(max_age)}", report)
-                continue
-            self.log.warning(
-                "Session %s (account of %s, running %s): %s; not stopped (its lease ends it; set "
-                "max_unowned_age to stop such sessions sooner)",
-                session.session_id,
-                conn_id,
-                format_timespan(session.elapsed_time),
-                why,
-            )
-            report["unattributed"].append(entry)
+
+    def _unattributed(
+        self,
+        hook: RemoteRenderingHook,
+        conn_id: str,
+        session: SessionProperties,
+        why: str,
+        max_age: timedelta | None,
+        report: dict[str, list[dict[str, Any]]],
+    ) -> None:
+        """Report a session no record attributes; stop it once it has run over ``max_age``, if set."""
+        entry = _entry(session, conn_id, None, why)
+        if max_age is not None and session.elapsed_time >= max_age:
+            self._stop(hook, session, entry, f"{why}, and it ran over {format_timespan(max_age)}", report)
+            return
+        self.log.warning(
+            "Session %s (account of %s, running %s): %s; not stopped (its lease ends it; set "
+            "max_unowned_age to stop such sessions sooner)",
+            session.session_id,
+            conn_id,
+            format_timespan(session.elapsed_time),
+            why,
+        )
+        report["unattributed"].append(entry)
 
     def _ended(self, hook: RemoteRenderingHook, session_id: str, listed: SessionProperties | None) -> bool:
         """Whether a recorded session has ended for good: listed as ended, or the service no longer knows it.

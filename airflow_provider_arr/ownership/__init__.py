@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from airflow_provider_arr.ownership.records import (
     RECORD_PREFIX,
+    UI_STOP,
     Ledger,
     MemoryLedger,
     Owner,
@@ -61,6 +62,7 @@ from airflow_provider_arr.ownership.records import (
 
 __all__ = [
     "RECORD_PREFIX",
+    "UI_STOP",
     "Ledger",
     "MemoryLedger",
     "Owner",

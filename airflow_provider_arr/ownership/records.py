@@ -17,6 +17,9 @@ from airflow_provider_arr.models import SessionProperties, new_matching_sessions
 
 #: The prefix of every ownership record's Variable key.
 RECORD_PREFIX = "arr_session_owner__"
+#: The key, in a record's session entry, of a stop made from the operations view of the UI:
+#: ``{"by": "<user>", "at": "<ISO time>"}``. The teardown and the janitor report it.
+UI_STOP = "stopped_from_ui"
 
 
 @dataclass(frozen=True)

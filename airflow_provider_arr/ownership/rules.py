@@ -128,6 +128,7 @@ def stop_recorded(
     for session_id in list(record.sessions):
         result = hook.end_session(session_id)
         outcomes[session_id] = result.outcome
+        note_ui_stop(record, session_id, log)
         billed = billed_time(record, session_id, result.stopped_at)
         if billed is not None:
             log.info("%s", billed.describe())
@@ -185,6 +186,8 @@ def billed_time(
     A damaged entry gives no figure, never an error: the stop it reports on has already happened.
     """
     entry = None if record is None else record.sessions.get(session_id)
+    if stopped_at is None:  # stopped before this call: by the operations view, if it noted so
+        stopped_at = ui_stop(record, session_id)[1]
     if stopped_at is None or not isinstance(entry, Mapping) or not entry.get("ready_at"):
         return None
     try:
@@ -194,3 +197,33 @@ def billed_time(
     if ready_at.tzinfo is None:  # written by hand or by something else: read it as UTC, as we write it
         ready_at = ready_at.replace(tzinfo=UTC)
     return BilledTime(session_id, ready_at, stopped_at)
+
+
+def ui_stop(record: OwnershipRecord | None, session_id: str) -> tuple[str | None, datetime | None]:
+    """Who stopped ``session_id`` from the operations view, and when (UTC); ``(None, None)`` if nobody did.
+
+    A damaged note gives no time, never an error.
+    """
+    entry = None if record is None else record.sessions.get(session_id)
+    note = entry.get(ownership.UI_STOP) if isinstance(entry, Mapping) else None
+    if not isinstance(note, Mapping):
+        return None, None
+    try:
+        at: datetime | None = datetime.fromisoformat(str(note.get("at")))
+    except ValueError:
+        at = None
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return str(note.get("by") or "?"), at
+
+
+def note_ui_stop(record: OwnershipRecord | None, session_id: str, log: Any) -> None:
+    """Log that ``session_id`` was stopped from the operations view, if it was (a stop, not a failure)."""
+    user, at = ui_stop(record, session_id)
+    if user is not None:
+        log.info(
+            "Session %s was stopped from the Remote Rendering view by %s at %s",
+            session_id,
+            user,
+            "an unknown time" if at is None else f"{at:%H:%M:%S} UTC",
+        )

@@ -23,7 +23,7 @@ from airflow_provider_arr.ownership.indexes import (
     record_naming,
 )
 from airflow_provider_arr.ownership.records import Owner, OwnershipRecord, load
-from airflow_provider_arr.ownership.rules import ENDED, billed_time, stop_recorded
+from airflow_provider_arr.ownership.rules import ENDED, billed_time, note_ui_stop, stop_recorded
 
 if TYPE_CHECKING:
     from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
@@ -88,6 +88,7 @@ def stop_as_teardown(
             result = hook.end_session(session_id)
             outcome = result.outcome
             record = None if holder is None else plan.records[holder]
+            note_ui_stop(record, session_id, log)
             billed = billed_time(record, session_id, result.stopped_at)
             if billed is not None:
                 log.info("%s", billed.describe())
@@ -98,7 +99,8 @@ def stop_as_teardown(
         outcome = list(recorded[0].values())[-1]
     billed = billed or (recorded[1][-1] if recorded[1] else None)
     if billed is not None:
-        ti.xcom_push(key="billed_time", value=billed.to_dict())
+        # The connection too: the operations view prices the run's sessions by it.
+        ti.xcom_push(key="billed_time", value={**billed.to_dict(), "arr_conn_id": hook.arr_conn_id})
     problems = [
         f"the record of {create_task_id}[{i}] cannot be read ({why})" for i, why in plan.unreadable.items()
     ]

@@ -16,6 +16,8 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -76,6 +78,22 @@ class AirflowUI:
             self._playwright.stop()
             self._playwright = None
 
+    @contextmanager
+    def signed_in_as(self, username: str) -> Iterator[AirflowUI]:
+        """Another user, signed in on a page of a fresh browser context (its own cookies), for a while.
+
+        One Playwright per thread: a second ``AirflowUI`` would start another and fail.
+        """
+        context = self._browser.new_context(viewport={"width": 1400, "height": 1000})
+        saved, self.page = self.page, context.new_page()
+        self.page.set_default_timeout(UI_TIMEOUT * 1000)
+        try:
+            self.login(username)
+            yield self
+        finally:
+            self.page = saved
+            context.close()
+
     def url(self, path: str) -> str:
         """A UI URL of the deployment."""
         return f"{self.airflow.api_url}/{path.lstrip('/')}"
@@ -87,13 +105,20 @@ class AirflowUI:
         log(f"screenshot {path}")
         return path
 
-    def login(self) -> None:
-        """Sign in on the simple auth manager's page, as a user does."""
+    def login(self, username: str | None = None) -> None:
+        """Sign in on the simple auth manager's page, as a user does: the admin, or ``"viewer"``."""
+        viewer = username == "viewer"
         self.page.goto(self.url("/"))
-        self.page.get_by_label("Username").fill(self.airflow.username)
-        self.page.get_by_label("Password").fill(self.airflow.password)
+        self.page.get_by_label("Username").fill(username or self.airflow.username)
+        self.page.get_by_label("Password").fill(
+            self.airflow.viewer_password if viewer else self.airflow.password
+        )
         self.page.get_by_role("button", name="Sign in").click()
-        self.page.get_by_role("button", name="Admin").wait_for()
+        if viewer:  # no Admin menu for a viewer: wait until the login page is left
+            self.page.wait_for_function("() => !location.pathname.includes('login')")
+            self.page.get_by_role("button", name="Browse").wait_for()
+        else:
+            self.page.get_by_role("button", name="Admin").wait_for()
 
     # --- connections ----------------------------------------------------------------------------
 

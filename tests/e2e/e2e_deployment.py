@@ -307,8 +307,10 @@ class AirflowDeployment:
         self.api_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.username, self.password = "admin", secrets.token_urlsafe(16)
+        # A viewer too: the operations view's browser test signs in with both roles.
+        self.viewer_password = secrets.token_urlsafe(16)
         passwords_file = self.home / "passwords.json"
-        passwords_file.write_text(json.dumps({self.username: self.password}))
+        passwords_file.write_text(json.dumps({self.username: self.password, "viewer": self.viewer_password}))
         from cryptography.fernet import Fernet
 
         self.env = {
@@ -323,7 +325,7 @@ class AirflowDeployment:
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin,viewer:viewer",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -461,11 +463,12 @@ class AirflowDeployment:
 
     # --- REST API --------------------------------------------------------------------------------
 
-    def login(self) -> str:
-        """A JWT for the REST API from ``/auth/token`` (simple auth manager, user and password)."""
+    def login(self, username: str | None = None) -> str:
+        """A JWT for the REST API from ``/auth/token`` (simple auth manager): the admin's, or ``viewer``'s."""
+        password = self.viewer_password if username == "viewer" else self.password
         answer = httpx.post(
             f"{self.api_url}/auth/token",
-            json={"username": self.username, "password": self.password},
+            json={"username": username or self.username, "password": password},
             timeout=30,
         )
         answer.raise_for_status()

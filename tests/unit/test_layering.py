@@ -19,6 +19,7 @@ LAYERS = {
     "operators": 3,
     "sensors": 3,
     "triggers": 3,
+    "plugins": 4,
 }
 #: The emulator is the other side of the wire: models at most.
 EMULATOR_MAY_IMPORT = {"models", "emulator"}
