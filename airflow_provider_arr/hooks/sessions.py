@@ -179,6 +179,23 @@ def _adopt(
     return new[0].session_id
 
 
+def is_ready(session_id: str, properties: SessionProperties, ms_cv: str | None, log: Logger) -> bool:
+    """One answer of a wait for Ready, judged: ``True`` once Ready; raise if it never will be.
+
+    Logs the status; a status this client does not know is noted with its text and MS-CV, and waited on.
+
+    :raises RemoteRenderingSessionNeverReadyError: Error, Expired, Stopping or Stopped.
+    """
+    log.info("%s", properties.describe())
+    if properties.status == SessionStatus.READY:
+        return True
+    if not properties.status.may_become_ready:
+        raise RemoteRenderingSessionNeverReadyError(never_ready_message(properties), properties)
+    if properties.status == SessionStatus.UNKNOWN:
+        log.warning("%s", unknown_status_note("Session", session_id, properties.status_text, ms_cv))
+    return False
+
+
 def wait_ready_steps(
     dialect: Dialect, log: Logger, session_id: str, poll_interval: float, end_time: float
 ) -> Steps[SessionProperties]:
@@ -201,14 +218,8 @@ def wait_ready_steps(
         except RemoteRenderingDeadlineError as error:
             message = timeout_message(session_id, properties, error)
             raise RemoteRenderingWaitTimeoutError(message, properties) from None
-        log.info("%s", properties.describe())
-        if properties.status == SessionStatus.READY:
+        if is_ready(session_id, properties, response.ms_cv, log):
             return properties
-        if not properties.status.may_become_ready:
-            raise RemoteRenderingSessionNeverReadyError(never_ready_message(properties), properties)
-        if properties.status == SessionStatus.UNKNOWN:
-            note = unknown_status_note("Session", session_id, properties.status_text, response.ms_cv)
-            log.warning("%s", note)
         remaining = end_time - time.time()
         if remaining <= 0:
             raise RemoteRenderingWaitTimeoutError(timeout_message(session_id, properties), properties)

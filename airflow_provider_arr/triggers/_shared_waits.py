@@ -17,7 +17,6 @@ from typing import Any
 
 from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionFailedError,
-    RemoteRenderingSessionNeverReadyError,
     RemoteRenderingWaitTimeoutError,
 )
 from airflow_provider_arr.hooks import conversions, sessions
@@ -30,7 +29,6 @@ from airflow_provider_arr.models import (
     ConversionStatus,
     SessionProperties,
     SessionStatus,
-    never_ready_message,
     unknown_status_note,
 )
 from airflow_provider_arr.triggers._poller import NoAnswerByDeadline, PolledKind, registered
@@ -111,13 +109,8 @@ async def wait_until_ready(
             except NoAnswerByDeadline as error:
                 message = sessions.timeout_message(session_id, properties, error)
                 raise RemoteRenderingWaitTimeoutError(message, properties) from None
-            log.info("%s", properties.describe())
-            if properties.status == SessionStatus.READY:
+            if sessions.is_ready(session_id, properties, ms_cv, log):
                 return properties
-            if not properties.status.may_become_ready:
-                raise RemoteRenderingSessionNeverReadyError(never_ready_message(properties), properties)
-            if properties.status == SessionStatus.UNKNOWN:
-                log.warning("%s", unknown_status_note("Session", session_id, properties.status_text, ms_cv))
             if end_time - time.time() <= 0:
                 raise RemoteRenderingWaitTimeoutError(
                     sessions.timeout_message(session_id, properties), properties
