@@ -108,6 +108,14 @@ class _Waiter:
     end_time: float
     kind_name: str = "sessions"
     inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue, repr=False)
+    #: Answers handed to the wait and not yet taken: a wait with one pending needs no new one (a slow
+    #: triggerer must not make a poll read an ended session twice, or queue stale answers).
+    unread: int = 0
+
+    def hand(self, answer: Any) -> None:
+        """Queue an answer (listed properties, a read of its own, or an error) for the wait."""
+        self.unread += 1
+        self.inbox.put_nowait(answer)
 
     async def next_answer(self, log: Logger) -> Any:
         """The next poll's answer for this wait; log the hook's notices on the way; raise its error.
@@ -121,10 +129,11 @@ class _Waiter:
                     item = await self.inbox.get()
                     if isinstance(item, Notice):
                         getattr(log, item.level)(item.event, *item.args)
-                    elif isinstance(item, BaseException):
+                        continue
+                    self.unread -= 1
+                    if isinstance(item, BaseException):
                         raise item.with_traceback(None)  # one error, many waits: no traceback grows per raise
-                    else:
-                        return item
+                    return item
         except TimeoutError:
             raise NoAnswerByDeadline(
                 f"list_{self.kind_name}", service_message="the shared poll did not answer by the deadline"
@@ -221,7 +230,10 @@ class SharedPoller:
     def notify(self, item: Any) -> None:
         """Hand ``item`` (a :class:`Notice` or an error) to every registered wait."""
         for waiter in self._waiters:
-            waiter.inbox.put_nowait(item)
+            if isinstance(item, Notice):
+                waiter.inbox.put_nowait(item)
+            else:
+                waiter.hand(item)
 
     def _stop(self) -> None:
         """Leave the registry at once (a new wait gets a new poller) and end the polling task."""
@@ -298,10 +310,12 @@ class SharedPoller:
         answers: dict[str, Any] = {kind.item_id(item): kind.listed_answer(item) for item in listed}
         alone = set()
         for waiter in list(self._waiters):  # waits registered during the call are answered by it too
+            if waiter.unread:
+                continue  # it has not taken the last answer yet (the triggerer is busy): nothing new
             if kind.needs_own_read(answers.get(waiter.item_id)):
                 alone.add(waiter.item_id)
             else:
-                waiter.inbox.put_nowait(answers[waiter.item_id])
+                waiter.hand(answers[waiter.item_id])
         for item_id in sorted(alone - set(self._reads)):
             self._reads[item_id] = asyncio.get_running_loop().create_task(self._read(item_id))
 
@@ -314,7 +328,7 @@ class SharedPoller:
             self._reads.pop(item_id, None)
         for waiter in list(self._waiters):
             if waiter.item_id == item_id:
-                waiter.inbox.put_nowait(answer)
+                waiter.hand(answer)
 
 
 #: The pollers of each event loop, by key.

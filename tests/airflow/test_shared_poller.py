@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
 from datetime import timedelta
 
@@ -275,3 +277,50 @@ async def test_a_poller_that_fails_answers_every_wait_and_leaves_the_registry(em
         )
     assert [type(outcome) for outcome in outcomes] == [RuntimeError] * 3
     assert not _poller.active_pollers()  # a new wait gets a poller of its own, not this dead one
+
+
+@pytest.mark.parametrize("ended", ["stopped", "failed", "expired"])
+async def test_a_wait_slow_to_take_its_answer_is_neither_read_again_nor_queued_twice(dialect_emu, ended):
+    """A busy triggerer: the poller keeps polling while a wait has not taken its answer yet."""
+    from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+    from airflow_provider_arr.triggers._shared_waits import SESSIONS
+
+    emu, state = dialect_emu, dialect_emu.state
+    if ended == "failed":
+        state.fail_next_start("Out of GPUs")
+    state.start_delay = 0 if ended == "failed" else 60
+    session_id = new_session(emu)
+    listed = new_session(emu)  # still Starting: answered from the list at every poll
+    if ended == "stopped":
+        state.stop_session_externally(session_id)
+    elif ended == "expired":
+        state.expire_session(session_id, "lease over")
+    state.reset_counts()
+
+    hook = RemoteRenderingHook("arr_default")
+    dialect = await hook.adialect()
+    end_time = time.time() + 20
+    async with registered_pair(SESSIONS, hook, dialect, [session_id, listed], end_time) as (slow, busy):
+        poller = await first_poller()
+        while poller.polls_done < 5:  # five polls, none of the answers taken
+            await asyncio.sleep(POLL / 4)
+        assert state.request_counts["properties"] == 1  # the ended session was read once, not per poll
+        assert (slow.unread, slow.inbox.qsize()) == (1, 1)
+        assert (busy.unread, busy.inbox.qsize()) == (1, 1)  # one listed answer waiting, not five
+        properties, _ = await slow.next_answer(logging.getLogger(__name__))
+        expected = {"stopped": "Stopped", "failed": "Error", "expired": "Expired"}[ended]
+        assert properties.status.value == expected
+        assert slow.unread == 0
+
+
+@contextlib.asynccontextmanager
+async def registered_pair(kind, hook, dialect, item_ids, end_time):
+    """Two waits registered on one poller; the second with a hook of its own (closed at once)."""
+    from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+
+    first, second = item_ids
+    async with _poller.registered(kind, hook, dialect, first, POLL, end_time) as one:
+        other_hook = RemoteRenderingHook("arr_default")
+        other_dialect = await other_hook.adialect()
+        async with _poller.registered(kind, other_hook, other_dialect, second, POLL, end_time) as two:
+            yield one, two
