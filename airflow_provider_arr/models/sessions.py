@@ -247,11 +247,13 @@ class BilledTime:
     :param session_id: the session's id.
     :param ready_at: when it was first seen Ready (UTC).
     :param stopped_at: when the stop call was answered (UTC).
+    :param size: the VM size (``"standard"``, ``"premium"``) when the ownership record knows it.
     """
 
     session_id: str
     ready_at: datetime
     stopped_at: datetime
+    size: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -266,13 +268,19 @@ class BilledTime:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able values for XCom: ``session_id``, ``billed_seconds``, ``ready_at``, ``stopped_at``."""
-        return {
+        """Values for XCom: ``session_id``, ``billed_seconds``, ``ready_at``, ``stopped_at`` and ``size``.
+
+        ``size`` only when the record knew it.
+        """
+        values: dict[str, Any] = {
             "session_id": self.session_id,
             "billed_seconds": round(self.seconds, 1),
             "ready_at": self.ready_at.isoformat(timespec="seconds"),
             "stopped_at": self.stopped_at.isoformat(timespec="seconds"),
         }
+        if self.size is not None:
+            values["size"] = self.size
+        return values
 
 
 def _status(data: Mapping[str, Any], key: str) -> tuple[SessionStatus, str | None]:

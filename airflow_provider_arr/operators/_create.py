@@ -79,7 +79,7 @@ def create_v1(
         raise
     finally:
         op._creating = None
-    record.add(session_id, try_number)
+    record.add(session_id, try_number, size)
     record.pending = None
     ownership.save(record)
     op.log.info("Created %s session %s with a lease of %s", size, session_id, format_timespan(lease))
@@ -108,7 +108,7 @@ def create_or_reconnect(
         try:
             existing = op.hook.get_session(candidate)
         except RemoteRenderingSessionNotFoundError:
-            record.add(candidate, try_number)  # recorded before the create is sent
+            record.add(candidate, try_number, size)  # recorded before the create is sent
             ownership.save(record)
             op._creating = candidate
             try:
@@ -126,7 +126,7 @@ def create_or_reconnect(
                 candidate,
                 existing.status.value,
             )
-            record.add(candidate, try_number)
+            record.add(candidate, try_number, existing.size or size)
             ownership.save(record)
             return candidate
         op.log.info(

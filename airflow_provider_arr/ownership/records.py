@@ -77,9 +77,15 @@ class OwnershipRecord:
     kill_stopped: dict[str, int] = field(default_factory=dict)
     account_id: str = ""
 
-    def add(self, session_id: str, try_number: int) -> None:
-        """Record a session as this owner's (before its create is sent, when the id is known)."""
-        self.sessions.setdefault(session_id, {"try": try_number, "recorded_at": _now()})
+    def add(self, session_id: str, try_number: int, size: str | None = None) -> None:
+        """Record a session as this owner's (before its create is sent, when the id is known).
+
+        :param size: the VM size asked for (``"standard"``, ``"premium"``), when known: the billed time
+            carries it, so that the operations view can price a session that has ended.
+        """
+        entry = self.sessions.setdefault(session_id, {"try": try_number, "recorded_at": _now()})
+        if size is not None:
+            entry.setdefault("size", str(size))
 
     def forget(self, session_id: str) -> None:
         """Drop a session that has ended for good."""

@@ -50,7 +50,7 @@ def resolve_pending(
     known = set(record.sessions) | set(claimed)
     found = pending.matching(hook.list_sessions() if listed is None else listed, known)
     if len(found) == 1:
-        record.add(found[0].session_id, pending.try_number)
+        record.add(found[0].session_id, pending.try_number, pending.size)
         log.warning(
             "Session %s was started by try %d of %s, whose create did not finish (its answer was lost or its "
             "process died): it is recorded as this task's",
@@ -196,7 +196,8 @@ def billed_time(
         return None
     if ready_at.tzinfo is None:  # written by hand or by something else: read it as UTC, as we write it
         ready_at = ready_at.replace(tzinfo=UTC)
-    return BilledTime(session_id, ready_at, stopped_at)
+    size = entry.get("size")
+    return BilledTime(session_id, ready_at, stopped_at, str(size) if size else None)
 
 
 def ui_stop(record: OwnershipRecord | None, session_id: str) -> tuple[str | None, datetime | None]:

@@ -187,6 +187,7 @@ def run_view(access: Access, links: Links, dag_id: str, run_id: str) -> dict[str
             entry = row(str(value["session_id"]))
             entry.update(billed_seconds=value.get("billed_seconds"), billed_final=True, status="Stopped")
             entry.update(ready_at=value.get("ready_at"), stopped_at=value.get("stopped_at"))
+            entry["size"] = entry["size"] or value.get("size")
             entry["arr_conn_id"] = value.get("arr_conn_id") or entry["arr_conn_id"]
     for record in records:
         for session_id in record.sessions:

@@ -33,11 +33,11 @@ def active(emu) -> set[str]:
     return {record.session_id for record in emu.state.active_sessions()}
 
 
-def ready_session(emu) -> tuple[str, ownership.Owner]:
+def ready_session(emu, size: str = "standard") -> tuple[str, ownership.Owner]:
     """A session the create task started and saw Ready (so its record has a Ready time)."""
     emu.state.start_delay = 0.1
     create = RemoteRenderingCreateSessionOperator(
-        task_id="create", max_lease_time="1:00:00", poll_interval=0.05, wait_for_ready=True
+        task_id="create", max_lease_time="1:00:00", size=size, poll_interval=0.05, wait_for_ready=True
     )
     ti = FakeTaskInstance("create")
     return create.execute({"ti": ti}), ownership.Owner.of(ti)
@@ -95,6 +95,19 @@ def test_a_stop_given_only_the_create_task_pushes_the_billed_time(emu, dialect, 
     assert session_id not in active(emu)
     assert ti.xcom["billed_time"]["session_id"] == session_id
     assert ti.xcom["billed_time"]["billed_seconds"] >= 0
+
+
+@pytest.mark.parametrize("size", ["standard", "premium"])
+@pytest.mark.parametrize("given", ["session_id", "create_task_id only"])
+def test_the_billed_time_carries_the_size_so_a_finished_session_can_be_priced(
+    emu, dialect, ownership_records, size, given
+):
+    session_id, _ = ready_session(emu, size)
+
+    outcome, ti = stop(session_id if given == "session_id" else None, create_task_id="create")
+
+    assert outcome == "Stopped"
+    assert ti.xcom["billed_time"]["size"] == size
 
 
 def test_a_stop_of_another_session_after_a_create_leaves_the_creates_session(emu, dialect, ownership_records):

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from tests.plugins.conftest import DAG_ID, make_run, push_xcom, record, start_session
+from tests.plugins.conftest import DAG_ID, PRICES, make_run, push_xcom, record, start_session
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -219,6 +219,29 @@ def test_the_dag_run_tab_shows_the_runs_sessions_billed_minutes_and_cost(as_role
     assert "10.0" in page.text
     assert "finished-session" in page.text
     assert viewer.get(f"/arr/api/runs/{DAG_ID}/no_such_run").status_code == 404
+
+
+@pytest.mark.parametrize("size", ["Premium", "standard"])
+def test_a_finished_session_is_priced_by_the_size_its_billed_time_carries(as_role, accounts, size):
+    """No ``session_properties`` XCom (a create that did not wait): ``billed_time`` carries the size."""
+    run_id = f"sized_run_{size}"
+    make_run(run_id, "success")
+    billed = {
+        "session_id": "sized-session",
+        "billed_seconds": 1800.0,
+        "ready_at": "2026-12-06T06:00:00+00:00",
+        "stopped_at": "2026-12-06T06:30:00+00:00",
+        "arr_conn_id": "arr_priced",
+        "size": size,
+    }
+    push_xcom(run_id, "stop", "billed_time", billed)
+
+    view = as_role("viewer").get(f"/arr/api/runs/{DAG_ID}/{run_id}").json()
+
+    (row,) = view["sessions"]
+    assert row["size"] == size
+    assert row["cost"] == pytest.approx(0.5 * PRICES[size.lower()], abs=1e-3)  # half an hour
+    assert view["total_cost"] == row["cost"]
 
 
 def test_each_connection_can_be_tested_from_the_view_where_airflow_allows_testing(
