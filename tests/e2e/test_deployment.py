@@ -74,7 +74,7 @@ def test_connection_type_in_hook_meta(deployed):
     assert standard["host"]["title"] == "Service URL"
     assert standard["login"]["title"] == "Account ID"
     # The account key is the connection's password: a secret field, masked in the UI.
-    assert standard["password"]["title"] == "Account key"
+    assert standard["password"]["title"] == "Account key (empty to sign in with Entra ID)"
     assert standard["password"]["hidden"] is False
     assert standard["port"]["hidden"] is True
     assert standard["url_schema"]["hidden"] is True
@@ -82,6 +82,10 @@ def test_connection_type_in_hook_meta(deployed):
     assert {"region", "sts_url", "api_version", "connect_timeout", "read_timeout", "retry_limit"} <= set(
         extra
     )
+    # Entra ID sign-in (issue 19): the fields are named as Airflow's Azure provider names them.
+    entra = {"tenantId", "client_id", "client_secret", "certificate_path", "managed_identity_client_id"}
+    assert entra | {"workload_identity_tenant_id", "authority_host", "entra_scope"} <= set(extra)
+    assert all(extra[name]["description"] for name in entra)
     assert extra["sts_url"]["schema"]["format"] == "url"
     assert extra["sts_url"]["value"] == "https://sts.mixedreality.azure.com"
     assert extra["region"]["description"]
