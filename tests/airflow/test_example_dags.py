@@ -59,6 +59,10 @@ class DagRunner:
         assert "exception" not in result, "".join(self.output[-200:])
         return result
 
+    def tail(self, lines: int = 200) -> str:
+        """The last lines the runner printed for the last request (an assertion's message)."""
+        return "".join(self.output[-lines:])
+
     def close(self) -> None:
         assert self.process.stdin is not None
         self.process.stdin.close()
@@ -141,10 +145,10 @@ def test_example_dags_import_without_errors_or_warnings(dag_runner):
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "blocking"])
-def test_pipeline_renders_and_stops_its_session(emu, run_dag, tmp_path, deferrable):
+def test_pipeline_renders_and_stops_its_session(emu, run_dag, tmp_path, deferrable, dag_runner):
     result = run_dag("arr_render_pipeline", deferrable=deferrable)
 
-    assert result["state"] == "success"
+    assert result["state"] == "success", dag_runner.tail()
     assert states(result) == {
         "create": ["success"],
         "wait_ready": ["success"],
@@ -161,10 +165,10 @@ def test_pipeline_renders_and_stops_its_session(emu, run_dag, tmp_path, deferrab
     assert (manifest["session_id"], manifest["hostname"]) == (record.session_id, record.hostname)
 
 
-def test_pipeline_runs_unchanged_on_the_2021_dialect(emu, run_dag, tmp_path):
+def test_pipeline_runs_unchanged_on_the_2021_dialect(emu, run_dag, tmp_path, dag_runner):
     result = run_dag("arr_render_pipeline", deferrable=True, api_version="2021-01-01", inspect=True)
 
-    assert result["state"] == "success"
+    assert result["state"] == "success", dag_runner.tail()
     (record,) = emu.state.sessions()
     assert record.status == "Stopped"
     assert record.session_id.startswith("arr_render_pipeline-create--1-manual__")  # one id per task instance
@@ -257,10 +261,10 @@ def test_pipeline_stops_nothing_twice_when_the_session_fails_to_start(emu, run_d
     assert emu.state.request_counts["stop"] == 0
 
 
-def test_fanout_runs_unchanged_on_the_2021_dialect(emu, run_dag, tmp_path):
+def test_fanout_runs_unchanged_on_the_2021_dialect(emu, run_dag, tmp_path, dag_runner):
     result = run_dag("arr_render_fanout", {"scenes": ["atrium", "engine"]}, True, api_version="2021-01-01")
 
-    assert result["state"] == "success"
+    assert result["state"] == "success", dag_runner.tail()
     records = emu.state.sessions()
     assert len(records) == 2
     assert {record.status for record in records} == {"Stopped"}
@@ -272,11 +276,11 @@ def test_fanout_runs_unchanged_on_the_2021_dialect(emu, run_dag, tmp_path):
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "blocking"])
-def test_fanout_runs_one_session_per_scene_and_stops_them_all(emu, run_dag, tmp_path, deferrable):
+def test_fanout_runs_one_session_per_scene_and_stops_them_all(emu, run_dag, tmp_path, deferrable, dag_runner):
     scenes = {"scenes": ["atrium", "engine", "city", "dock"]}
     result = run_dag("arr_render_fanout", scenes, deferrable, start_delay=3.0)
 
-    assert result["state"] == "success"
+    assert result["state"] == "success", dag_runner.tail()
     by_task = states(result)
     assert (
         by_task["create"] == by_task["wait_ready"] == by_task["render"] == by_task["stop"] == ["success"] * 4
@@ -304,7 +308,9 @@ def test_a_v1_create_whose_answer_is_lost_and_whose_account_cannot_be_listed_lea
     and listing the account to find the session fails too; Airflow retries the create. The ownership
     record (an Airflow Variable) lets try 2 find the session instead of starting a second one."""
     emu.state.start_delay = 0.3
-    emu.state.add_fault("create", None, delay=1.0)  # processed, answered too late for read_timeout 0.3
+    # Processed, answered too late for read_timeout 1 (not shorter: every call of the run has that timeout,
+    # and on a busy machine a shorter one also cut the run's other calls short).
+    emu.state.add_fault("create", None, delay=3.0)
 
     def break_listing_once_the_create_is_sent() -> None:
         deadline = time.monotonic() + 20
@@ -314,7 +320,7 @@ def test_a_v1_create_whose_answer_is_lost_and_whose_account_cannot_be_listed_lea
 
     breaker = threading.Thread(target=break_listing_once_the_create_is_sent)
     breaker.start()
-    extras = FAST_RETRIES | {"read_timeout": 0.3, "retry_limit": 6}
+    extras = FAST_RETRIES | {"read_timeout": 1.0, "retry_limit": 6}
     result = dag_runner.request(
         command="run",
         dag_id="arr_render_pipeline",
@@ -326,7 +332,7 @@ def test_a_v1_create_whose_answer_is_lost_and_whose_account_cannot_be_listed_lea
     )
     breaker.join()
 
-    assert result["state"] == "success"
+    assert result["state"] == "success", dag_runner.tail()
     assert emu.state.request_counts["create"] == 1  # the retry found the session: no second VM
     assert emu.state.request_counts["list"] >= 8  # before the create, 6 failed attempts, the retry's
     assert [record.status for record in emu.state.sessions()] == ["Stopped"]
