@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,11 @@ POLL_INTERVAL = float(os.environ.get("ARR_EXAMPLE_POLL_INTERVAL", "5"))
 
 
 def write_render_manifest(
-    scene: str, session: dict[str, Any], fail: bool = False, asset: str | None = None
+    scene: str,
+    session: dict[str, Any],
+    fail: bool = False,
+    asset: str | None = None,
+    seconds: float = 0,
 ) -> str:
     """Write the render manifest of one scene rendered on a Ready session; return the file's path.
 
@@ -31,6 +36,8 @@ def write_render_manifest(
     :param session: the session's properties, as the Ready sensor returns them.
     :param fail: fail on purpose, to show that the session is still stopped.
     :param asset: the ``.arrAsset`` URI the session renders, when the pipeline converted one.
+    :param seconds: how long the stand-in render takes (a real one takes minutes), e.g. to watch the
+        session being billed in the operations view while its run is running.
     """
     hostname = session.get("hostname")
     if not hostname:
@@ -38,6 +45,9 @@ def write_render_manifest(
     started = datetime.now(UTC)
     if fail:
         raise RuntimeError(f"Rendering {scene!r} failed on purpose (fail_render=True)")
+    if seconds < 0:
+        raise ValueError(f"render_seconds must be 0 or more, not {seconds!r}")
+    time.sleep(seconds)
     output_dir = Path(os.environ.get("ARR_RENDER_OUTPUT_DIR") or Path(tempfile.gettempdir(), "arr-renders"))
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest = {

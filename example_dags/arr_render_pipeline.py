@@ -34,6 +34,9 @@ with DAG(
     params={
         "scene": Param("atrium", type="string", description="The scene the render step renders"),
         "fail_render": Param(False, type="boolean", description="Fail the render on purpose"),
+        "render_seconds": Param(
+            0, type="integer", minimum=0, description="Seconds the stand-in render takes (0: at once)"
+        ),
     },
     tags=["example", "azure-remote-rendering"],
     doc_md=__doc__,
@@ -58,7 +61,9 @@ with DAG(
     def render(session: dict[str, Any], params: dict[str, Any] | None = None) -> str:
         """Render the scene on the Ready session (here: write a manifest)."""
         params = params or {}
-        return write_render_manifest(params["scene"], session, fail=params["fail_render"])
+        return write_render_manifest(
+            params["scene"], session, fail=params["fail_render"], seconds=params.get("render_seconds", 0)
+        )
 
     # session_id=create.output also tells the stop which create task's records to read (every try).
     stop = RemoteRenderingStopSessionOperator(task_id="stop", session_id=create.output)

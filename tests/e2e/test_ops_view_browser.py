@@ -2,12 +2,12 @@
 
 The LocalExecutor deployment of ``make e2e`` loads the plugin through its ``airflow.plugins`` entry point
 (the editable install of .venv). Its pipeline runs have finished; then this module sets the scene a
-pager would find: a pipeline run that is still live, whose create task's record names a live session
-(the run is triggered while its DAG is paused, so it stays queued: the janitor's rules count a queued run
-as live, exactly as a running one); and an orphan, a live session recorded by the create task of a
-pipeline run that has already failed (its teardown "could not run"). Records are written through the
-REST API as the create operator writes them (Airflow Variables). A second connection to the same account,
-``arr_priced``, carries ``price_per_hour``.
+pager would find: a pipeline run that is really running (``render_seconds`` keeps its render task busy
+on the Ready session its create task started and recorded), and an orphan, a live session recorded by
+the create task of a pipeline run that has already failed (its teardown "could not run"; that record is
+written through the REST API as the create operator writes it, an Airflow Variable). A second
+connection to the same account, ``arr_priced``, carries ``price_per_hour``. At the end the render task
+is marked success through the API, and the run's own teardown stops its session.
 
 Admin and viewer both see the sessions with owner links, billed time and cost; the admin stops the
 orphan from the page (Stopped at the emulator, the audit log names the admin); the viewer has no Stop
@@ -33,6 +33,9 @@ from test_deployment import finished, only_local
 pytestmark = pytest.mark.timeout(600)
 
 PRICES = {"standard": 2.5, "premium": 10}
+#: How long the live run's render task holds its session: longer than this module's tests take; the last
+#: test ends it sooner by marking the task success.
+RENDER_SECONDS = 900
 
 
 def start_session(emulator: Any) -> str:
@@ -81,16 +84,26 @@ def scene(deployed: Any) -> dict[str, Any]:
         },
     )
     assert answer.status_code == 201, answer.text
-    airflow.api.patch("/dags/arr_render_pipeline", json={"is_paused": True}).raise_for_status()
-    live_run = airflow.api.post("/dags/arr_render_pipeline/dagRuns", json={"logical_date": None}).json()
-    live_run_id = str(live_run["dag_run_id"])
+    # A run that is really running: its render task holds the Ready session for the tests of this module.
+    live_run_id = airflow.trigger("arr_render_pipeline", {"render_seconds": RENDER_SECONDS})
     account = connection["login"].lower()
-    live, orphan = start_session(deployed.emulator), start_session(deployed.emulator)
-    write_record(airflow, "arr_render_pipeline", live_run_id, live, account)
+
+    def rendering() -> str | None:
+        states = {
+            ti["task_id"]: ti["state"] for ti in airflow.task_instances("arr_render_pipeline", live_run_id)
+        }
+        if states.get("render") != "running":
+            return None
+        return str(airflow.xcom("arr_render_pipeline", live_run_id, "create"))
+
+    live = wait_for("the live run's render task to run on its Ready session", rendering, 180, interval=1)
+    assert emulator_status(deployed.emulator, live) == "Ready"
+    orphan = start_session(deployed.emulator)
     failed_run = deployed.watcher.runs["pipeline_fail"][1]
     write_record(airflow, "arr_render_pipeline", failed_run, orphan, account)
     log(
-        f"ops view scene: live {live} (run {live_run_id}, queued), orphan {orphan} (run {failed_run}, failed)"
+        f"ops view scene: live {live} (run {live_run_id}, rendering), "
+        f"orphan {orphan} (run {failed_run}, failed)"
     )
     return {
         "live": live,
@@ -130,6 +143,9 @@ def test_an_admin_sees_each_session_with_its_owner_billed_time_cost_and_verdict(
     text = priced.inner_text()
     admin_ui.shot("ops-1-account-view-admin")
     assert "owned and running" in live_row.inner_text()
+    assert "Ready" in live_row.inner_text()
+    assert "run running" in live_row.inner_text()
+    assert live_row.get_by_role("link", name=scene["live_run"]).count() >= 1
     assert "orphaned" in orphan_row.inner_text()
     assert "belongs to a DAG run that is failed" in orphan_row.inner_text()
     assert "Cost" in text
@@ -206,6 +222,31 @@ def test_the_dag_run_tab_of_a_finished_run_shows_its_sessions_and_the_billed_tot
     admin_ui.shot("ops-5-dag-run-tab")
     assert total == f"{billed['billed_seconds'] / 60:.1f}"
     assert "Stopped" in row.inner_text()
+    no_secret(frame.locator("body").inner_html(), scene["key"])
+
+
+def test_the_live_run_ends_its_own_session_and_its_tab_shows_the_billed_total(admin_ui, deployed, scene):
+    """The live run's render is marked success (as an operator would cut a render short): its teardown
+    stops the session it started, and the run's tab shows that session with the billed time it logged."""
+    airflow, dag_id, run_id = deployed.airflow, "arr_render_pipeline", scene["live_run"]
+    answer = airflow.api.patch(
+        f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/render", json={"new_state": "success"}
+    )
+    assert answer.status_code == 200, answer.text
+    wait_for(
+        "the live run to finish",
+        lambda: airflow.run_state(dag_id, run_id) in ("success", "failed"),
+        180,
+        interval=1,
+    )
+    assert emulator_status(deployed.emulator, scene["live"]) in ("Stopping", "Stopped")
+    billed = airflow.xcom(dag_id, run_id, "stop", key="billed_time")
+    assert billed["session_id"] == scene["live"]
+    frame = view_frame(
+        admin_ui, f"/dags/{dag_id}/runs/{quote(run_id, safe='')}/plugin/arr-run", "sessions of this run"
+    )
+    frame.locator(f'tr[data-session-id="{scene["live"]}"]').wait_for()
+    assert frame.locator("#run-total-minutes").inner_text() == f"{billed['billed_seconds'] / 60:.1f}"
     no_secret(frame.locator("body").inner_html(), scene["key"])
 
 
