@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+from collections import deque
 from collections.abc import AsyncGenerator
 
 #: Requests in flight at once on one event loop's shared client (all hosts together); more wait in turn.
@@ -95,12 +96,19 @@ class _AsyncClients:
       started on that loop closes it there, whoever still holds it.
     - Its loop was closed without that: its sockets are shut when the registry is next touched
       (any acquire or release, from any loop or a hook's finalizer).
+
+    A hook's finalizer runs wherever the garbage collector happens to run, possibly in this thread
+    while it holds the registry's lock (e.g. allocating a new client in :meth:`acquire`). So a release
+    never waits for the lock: it is queued, and whoever holds the lock next (or this release itself, if
+    the lock is free) carries it out.
     """
 
     def __init__(self) -> None:
         self._clients: dict[asyncio.AbstractEventLoop, SharedAsyncClient] = {}
         self._lock = threading.Lock()
         self._closing: set[asyncio.Task[None]] = set()
+        #: Releases not yet carried out (appending to a deque is atomic: no lock needed to queue one).
+        self._releases: deque[tuple[asyncio.AbstractEventLoop, SharedAsyncClient]] = deque()
 
     async def acquire(self, loop: asyncio.AbstractEventLoop) -> SharedAsyncClient:
         """The loop's client (created on first use), with one more user; ``loop`` must be running here."""
@@ -112,6 +120,7 @@ class _AsyncClients:
                 shared = self._clients[loop] = SharedAsyncClient()
             assert shared is not None
             shared.users += 1
+        self._carry_out_releases()
         if created:
             shared.sentinel = _close_with_loop(self, loop, shared)
             await shared.sentinel.asend(None)
@@ -125,31 +134,57 @@ class _AsyncClients:
     def release_soon(self, loop: asyncio.AbstractEventLoop, shared: SharedAsyncClient) -> None:
         """One user less, from any thread or a finalizer: the last one ends the client.
 
-        On its loop if that loop runs (a task closes it there); otherwise its sockets are shut now,
-        since nothing may ever run that loop again.
+        On its loop if that loop runs (a task closes it there); otherwise its sockets are shut, since
+        nothing may ever run that loop again. Queued, and carried out now unless the registry's lock is
+        held (by another thread, or by this one, interrupted by the garbage collector): then its holder
+        carries it out when it lets go.
         """
-        if self._drop_user(loop, shared):
-            if loop.is_running():
-                with contextlib.suppress(RuntimeError):  # closed meanwhile: shut below
-                    loop.call_soon_threadsafe(self._spawn_close, shared)
-                    return
-            shared.shut_sockets()
-        self._sweep()
+        self._releases.append((loop, shared))
+        self._carry_out_releases()
+
+    def _carry_out_releases(self) -> None:
+        """Carry out the queued releases, if the lock is free (never waiting for it)."""
+        while self._releases:
+            if not self._lock.acquire(blocking=False):
+                return  # its holder carries them out when it lets go
+            try:
+                loop, shared = self._releases.popleft()
+                last = self._drop_user_locked(loop, shared)
+                dead = self._take_dead_locked()
+            finally:
+                self._lock.release()
+            if last:
+                self._end_released(loop, shared)
+            for _, gone in dead:
+                gone.shut_sockets()
+
+    def _end_released(self, loop: asyncio.AbstractEventLoop, shared: SharedAsyncClient) -> None:
+        if loop.is_running():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: shut below
+                loop.call_soon_threadsafe(self._spawn_close, shared)
+                return
+        shared.shut_sockets()
 
     def forget(self, loop: asyncio.AbstractEventLoop, shared: SharedAsyncClient) -> None:
         with self._lock:
             if self._clients.get(loop) is shared:
                 del self._clients[loop]
+        self._carry_out_releases()
 
     def _drop_user(self, loop: asyncio.AbstractEventLoop, shared: SharedAsyncClient) -> bool:
         """Count a user out; whether it was the last one (the client is then no longer handed out)."""
         with self._lock:
-            shared.users -= 1
-            if shared.users > 0 or shared.closed:
-                return False
-            if self._clients.get(loop) is shared:
-                del self._clients[loop]
-            return True
+            last = self._drop_user_locked(loop, shared)
+        self._carry_out_releases()
+        return last
+
+    def _drop_user_locked(self, loop: asyncio.AbstractEventLoop, shared: SharedAsyncClient) -> bool:
+        shared.users -= 1
+        if shared.users > 0 or shared.closed:
+            return False
+        if self._clients.get(loop) is shared:
+            del self._clients[loop]
+        return True
 
     def _spawn_close(self, shared: SharedAsyncClient) -> None:
         task = asyncio.get_running_loop().create_task(shared.aclose())
@@ -159,11 +194,16 @@ class _AsyncClients:
     def _sweep(self) -> None:
         """Shut the sockets of the clients whose loop was closed without shutting them down."""
         with self._lock:
-            dead = [(loop, shared) for loop, shared in self._clients.items() if loop.is_closed()]
-            for loop, _ in dead:
-                del self._clients[loop]
+            dead = self._take_dead_locked()
         for _, shared in dead:
             shared.shut_sockets()
+        self._carry_out_releases()
+
+    def _take_dead_locked(self) -> list[tuple[asyncio.AbstractEventLoop, SharedAsyncClient]]:
+        dead = [(loop, shared) for loop, shared in list(self._clients.items()) if loop.is_closed()]
+        for loop, _ in dead:
+            del self._clients[loop]
+        return dead
 
 
 async def _close_with_loop(

@@ -133,3 +133,83 @@ def test_a_loop_that_keeps_running_closes_its_client_when_its_last_hook_is_gone(
         assert open_connections(arr_conn, until=0) == 0
     finally:
         stop([loop])
+
+
+class CollectorWhileHeld:
+    """The registry's lock, where the garbage collector runs a finalizer right after it is taken.
+
+    A hook's finalizer (``release_soon``) runs wherever the collector happens to run: in the thread
+    that holds the registry's lock, between its ``with`` and its end (here: on the first taking).
+    """
+
+    def __init__(self, finalizer) -> None:
+        self._lock = threading.Lock()
+        self.finalizer = finalizer
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        taken = self._lock.acquire(blocking, timeout)
+        if taken and self.finalizer is not None:
+            finalizer, self.finalizer = self.finalizer, None
+            finalizer()
+        return taken
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+async def _create_another(registry, loop, held):
+    """acquire() builds a new client under the lock (the allocation that set off the collector in CI)."""
+    held.closed = True  # the loop's client has ended: the next acquire builds one under the lock
+    return await registry.acquire(loop)
+
+
+async def _reuse(registry, loop, held):
+    return await registry.acquire(loop)
+
+
+async def _release(registry, loop, held):
+    other = await registry.acquire(loop)  # a second hook's use, given back on its loop
+    await registry.release(loop, other)
+
+
+async def _release_from_another_finalizer(registry, loop, held):
+    registry.release_soon(loop, await registry.acquire(loop))
+
+
+async def _forget(registry, loop, held):
+    registry.forget(asyncio.new_event_loop(), held)
+
+
+@pytest.mark.parametrize(
+    "while_busy", [_create_another, _reuse, _release, _release_from_another_finalizer, _forget]
+)
+def test_a_hook_collected_while_the_registry_holds_its_lock_is_released_without_a_deadlock(while_busy):
+    """CI hung in ``_drop_user`` under ``acquire``: the collector ran a hook's finalizer in the thread
+    that held the registry's (non-reentrant) lock. A release never waits for that lock: it is queued
+    and carried out by the lock's holder when it lets go. Each row is a registry call that holds it."""
+    from airflow_provider_arr.hooks.async_clients import _AsyncClients
+
+    registry = _AsyncClients()
+    outcome: dict[str, object] = {}
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        held = await registry.acquire(loop)  # the hook the collector is about to collect
+        users_before = held.users
+        registry._lock = CollectorWhileHeld(lambda: registry.release_soon(loop, held))
+        await while_busy(registry, loop, held)
+        outcome["released"] = users_before - held.users
+        outcome["finalizer_ran"] = registry._lock.finalizer is None
+        outcome["queued"] = len(registry._releases)
+
+    runner = threading.Thread(target=asyncio.run, args=(scenario(),), daemon=True)
+    runner.start()
+    runner.join(timeout=10)
+    assert not runner.is_alive(), "deadlocked: a finalizer waited for the lock its own thread holds"
+    assert outcome == {"released": 1, "finalizer_ran": True, "queued": 0}
