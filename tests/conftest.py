@@ -30,6 +30,21 @@ def _fresh_token_cache():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_secrets_masker():
+    """Each test starts with Airflow's secrets masker empty, as each task process does.
+
+    The masker is process-wide and recompiles one regular expression of every secret it holds on each
+    new one: across this suite's thousands of fresh tokens and keys, that made the later tests ten times
+    slower (2.3 s for a 0.25 s test) and the suite's process grow past 900 MB.
+    """
+    from airflow.sdk._shared.secrets_masker import reset_secrets_masker
+
+    reset_secrets_masker()
+    yield
+    reset_secrets_masker()
+
+
+@pytest.fixture(autouse=True)
 def ownership_records():
     """Operators run here without a task runner: their ownership records go to a dict, fresh per test.
 
