@@ -414,12 +414,12 @@ def _explained(
 
 
 def _mask(secret: str) -> None:
-    from airflow.sdk.log import mask_secret
+    from airflow_provider_arr._compat import mask_secret
 
     mask_secret(secret)
 
 
 async def _amask(secret: str) -> None:
-    from airflow.sdk.log import amask_secret
+    from airflow_provider_arr._compat import amask_secret
 
     await amask_secret(secret)

@@ -11,8 +11,7 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from airflow.sdk.exceptions import AirflowFailException
-
+from airflow_provider_arr._compat import AirflowFailException
 from airflow_provider_arr.exceptions import (
     RemoteRenderingSessionMayExistError,
     RemoteRenderingSessionNotFoundError,

@@ -14,9 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
+from airflow_provider_arr._compat import AirflowException, AirflowFailException, conf
 from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionFailedError,
     RemoteRenderingConversionNotFoundError,
@@ -122,7 +120,7 @@ class RemoteRenderingConvertAssetOperator(RemoteRenderingBaseOperator):
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         """Render, then mask the SAS tokens before the rendered fields are stored or logged."""
         super().render_template_fields(context, jinja_env)
-        from airflow.sdk.log import mask_secret
+        from airflow_provider_arr._compat import mask_secret
 
         for name in SECRET_FIELDS:
             value = getattr(self, name, None)

@@ -14,8 +14,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_arr._compat import AirflowFailException
 from airflow_provider_arr.models import (
     ArrInputError,
     SessionProperties,
@@ -86,8 +86,10 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
             self.only_report = self.only_report.strip().lower() in ("true", "1", "yes")
         try:
             records = ownership.all_records()
-        except NotImplementedError as error:
-            self.log.warning("%s", error)
+        except NotImplementedError:  # Airflow < 3.3: no Variable.keys
+            if not self.only_report:
+                raise AirflowFailException(needs_newer_airflow_message()) from None
+            self.log.warning("%s", needs_newer_airflow_message())
             records = []
         report: dict[str, list[dict[str, Any]]] = {
             "stopped": [],
@@ -283,3 +285,23 @@ def _entry(session: SessionProperties, conn_id: str, owner: str | None, reason: 
         "status": session.status_text,
         "elapsed": format_timespan(session.elapsed_time),
     }
+
+
+def needs_newer_airflow_message() -> str:
+    """What the janitor says on an Airflow older than 3.3, where it cannot list the ownership records.
+
+    Without the records it cannot tell a session whose owner has finished from one in use, so it stops
+    nothing: a run fails with this message, a dry run reports every session as unattributed.
+    """
+    from airflow_provider_arr import _compat
+    from airflow_provider_arr.ownership.records import VARIABLE_KEYS_SINCE
+
+    return _compat.needs_newer_airflow(
+        "The session janitor (RemoteRenderingSessionJanitorOperator)",
+        VARIABLE_KEYS_SINCE,
+        "it finds the sessions' owners in the ownership records, which only Airflow 3.3 can list "
+        "(Variable.keys), and without them it cannot tell a finished owner's session from one in use",
+        "each DAG's stop teardown stops its own sessions and a session's lease ends it; run the janitor "
+        "with dry_run=True to list each account's live sessions (all reported as unattributed, none "
+        "stopped), or upgrade to Airflow 3.3",
+    )

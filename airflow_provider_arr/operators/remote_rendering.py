@@ -17,9 +17,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
+from airflow_provider_arr._compat import AirflowException, AirflowFailException, conf
 from airflow_provider_arr.exceptions import (
     RemoteRenderingSessionNotFoundError,
     RemoteRenderingWaitCancelledError,

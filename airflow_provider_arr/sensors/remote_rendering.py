@@ -6,9 +6,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import PokeReturnValue
 
+from airflow_provider_arr._compat import AirflowFailException, conf
 from airflow_provider_arr.exceptions import (
     RemoteRenderingDeadlineError,
     RemoteRenderingSessionNotFoundError,

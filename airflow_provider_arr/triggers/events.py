@@ -14,8 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
-
+from airflow_provider_arr._compat import AirflowException
 from airflow_provider_arr.models import SessionProperties
 
 #: The statuses a trigger event can have; anything else is refused by :func:`validate_event`.
