@@ -25,6 +25,7 @@ def needs_airflow(minimum: tuple[int, int], why: str) -> pytest.MarkDecorator:
         reason=f"needs Airflow {minimum[0]}.{minimum[1]}: {why}",
     )
 
+
 #: Connection extras that keep retries fast against the emulator: tests that provoke a retry wait at
 #: most 0.2 s per attempt, a call gives up after 5 s, and a hung answer times out after 5 s.
 FAST_RETRIES: dict[str, Any] = {
