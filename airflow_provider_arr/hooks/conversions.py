@@ -19,19 +19,14 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingWaitTimeoutError,
 )
 from airflow_provider_arr.hooks.base import RemoteRenderingBaseHook, _amask, _mask
-from airflow_provider_arr.models import (
-    ConversionProperties,
-    ConversionSpec,
-    ConversionStatus,
-    check_conversion,
-    unknown_status_note,
-)
 
-# The dialects, the policy and the transport are imported when a call runs (see ``base.py``).
+# The dialects, the policy, the transport and the conversion model are imported when a call runs (see
+# ``base.py``).
 if TYPE_CHECKING:
     from airflow_provider_arr.hooks.dialects import Dialect
     from airflow_provider_arr.hooks.steps import Steps
     from airflow_provider_arr.hooks.transport import Logger, Request, Response
+    from airflow_provider_arr.models import ConversionProperties, ConversionSpec
 
 __all__ = [
     "RemoteRenderingConversionCalls",
@@ -128,6 +123,7 @@ def wait_steps(
     """
     from airflow_provider_arr.hooks import policy
     from airflow_provider_arr.hooks.steps import Pause
+    from airflow_provider_arr.models import ConversionStatus, unknown_status_note
 
     properties: ConversionProperties | None = None
     while True:
@@ -292,6 +288,8 @@ class RemoteRenderingConversionCalls(RemoteRenderingBaseHook):
 
     @staticmethod
     def _spec(*values: Any) -> ConversionSpec:
+        from airflow_provider_arr.models import check_conversion
+
         (
             input_uri,
             input_path,

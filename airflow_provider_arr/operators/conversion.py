@@ -22,12 +22,14 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingWaitTimeoutError,
 )
 from airflow_provider_arr.links import RemoteRenderingConvertedAssetLink, note_link
-from airflow_provider_arr.models import ArrInputError, ConversionSpec, check_conversion
+from airflow_provider_arr.models import ArrInputError
 from airflow_provider_arr.operators._create import task_instance_session_id
 from airflow_provider_arr.operators.base import RemoteRenderingBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_arr.models import ConversionSpec
 
 __all__ = ["MAX_FAILED_PREDECESSORS", "RemoteRenderingConvertAssetOperator", "task_instance_conversion_id"]
 
@@ -130,6 +132,8 @@ class RemoteRenderingConvertAssetOperator(RemoteRenderingBaseOperator):
 
     def _spec(self) -> ConversionSpec:
         """Every input checked before any HTTP; bad input fails the task without retries."""
+        from airflow_provider_arr.models import check_conversion
+
         try:
             spec = check_conversion(
                 self.input_container_uri,

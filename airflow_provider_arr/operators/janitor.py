@@ -16,18 +16,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_arr._compat import AirflowFailException
-from airflow_provider_arr.models import (
-    ArrInputError,
-    SessionProperties,
-    SessionStatus,
-    format_timespan,
-    parse_timespan,
-)
+from airflow_provider_arr.models import ArrInputError, format_timespan, parse_timespan
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+    from airflow_provider_arr.models import SessionProperties
     from airflow_provider_arr.ownership import Owner, OwnershipRecord
     from airflow_provider_arr.ownership.evidence import Verdict
 
@@ -124,6 +119,7 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
         report: dict[str, list[dict[str, Any]]],
     ) -> None:
         from airflow_provider_arr import ownership
+        from airflow_provider_arr.models import SessionStatus
         from airflow_provider_arr.ownership.assess import attribute
         from airflow_provider_arr.ownership.rules import note_ui_stop, resolve_pending
 

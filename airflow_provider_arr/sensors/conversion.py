@@ -12,7 +12,7 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionNotFoundError,
     RemoteRenderingDeadlineError,
 )
-from airflow_provider_arr.models import ArrInputError, ConversionStatus, unknown_status_note
+from airflow_provider_arr.models import ArrInputError
 from airflow_provider_arr.sensors.base import RemoteRenderingBaseSensor
 from airflow_provider_arr.triggers.events import validate_conversion_event
 
@@ -82,6 +82,7 @@ class RemoteRenderingConversionSensor(RemoteRenderingBaseSensor):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         from airflow_provider_arr.hooks.conversions import conversion_failed_message, read_steps
+        from airflow_provider_arr.models import ConversionStatus, unknown_status_note
 
         conversion_id = self._conversion_id()
         try:
