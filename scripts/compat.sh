@@ -42,7 +42,7 @@ if [[ -n $resolved_on ]]; then
 else
     pins=(-c constraints.txt)
 fi
-echo "== Airflow $version in $venv (${resolved_on:+dependencies as of $resolved_on}${resolved_on:-constraints.txt})"
+echo "== Airflow $version in $venv (dependencies: ${resolved_on:+as of }${resolved_on:-constraints.txt})"
 if ! $uv pip install --quiet --python "$venv/bin/python" "${pins[@]}" "apache-airflow==$version" -e ".[test]"; then
     echo "Airflow $version: the install failed" >&2
     exit 1
