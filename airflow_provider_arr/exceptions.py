@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow_provider_arr._compat import AirflowException
 
 
 class RemoteRenderingError(AirflowException):

@@ -275,7 +275,7 @@ def run_task(
     :param failures: failed tries are appended here.
     :return: the task's return value, or ``None`` if every try failed.
     """
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_arr._compat import AirflowFailException
 
     for try_number in range(1, tries + 1):
         ti = SoakTaskInstance(run_id, task_id, try_number)

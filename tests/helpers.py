@@ -9,7 +9,22 @@ further for their fault injection; see ``tests/reliability/conftest.py``.
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
+
+import pytest
+
+#: The installed Airflow's (major, minor): the suites run on each supported minor (scripts/compat.sh).
+AIRFLOW_VERSION = tuple(int(part) for part in version("apache-airflow").split(".")[:2])
+
+
+def needs_airflow(minimum: tuple[int, int], why: str) -> pytest.MarkDecorator:
+    """Skip a test of Airflow's own behaviour on a release older than ``minimum``, saying why."""
+    return pytest.mark.skipif(
+        minimum > AIRFLOW_VERSION,
+        reason=f"needs Airflow {minimum[0]}.{minimum[1]}: {why}",
+    )
+
 
 #: Connection extras that keep retries fast against the emulator: tests that provoke a retry wait at
 #: most 0.2 s per attempt, a call gives up after 5 s, and a hung answer times out after 5 s.

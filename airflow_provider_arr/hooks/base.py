@@ -11,36 +11,23 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import tenacity
 from airflow.sdk import BaseHook
 
 from airflow_provider_arr.exceptions import (
     RemoteRenderingError,
     RemoteRenderingWaitCancelledError,
 )
-from airflow_provider_arr.hooks import entra, policy
-from airflow_provider_arr.hooks.dialects import Dialect, dialect_for
-from airflow_provider_arr.hooks.settings import ConnectionSettings, check_raw_extra
-from airflow_provider_arr.hooks.steps import (
-    _SLICE,
-    Finished,
-    Outcome,
-    Pause,
-    Steps,
-    abandon_at,
-    advance,
-    deadline_error,
-)
-from airflow_provider_arr.hooks.tokens import token_cache
-from airflow_provider_arr.hooks.transport import (
-    AsyncTransport,
-    Request,
-    Response,
-    SyncTransport,
-    TransportFailure,
-)
+
+# What runs a call (the policy, the dialects, the transports, the token cache, Entra ID) is imported
+# when a hook first works, not with this module: a DAG file that imports an operator, or this hook,
+# pays nothing for it (tests/unit/test_parse_cost.py keeps it so).
+if TYPE_CHECKING:
+    from airflow_provider_arr.hooks.dialects import Dialect
+    from airflow_provider_arr.hooks.settings import ConnectionSettings
+    from airflow_provider_arr.hooks.steps import Outcome, Steps
+    from airflow_provider_arr.hooks.transport import Request, Response
 
 T = TypeVar("T")
 
@@ -57,6 +44,8 @@ class RemoteRenderingBaseHook(BaseHook):
     hook_name = "Azure Remote Rendering"
 
     def __init__(self, arr_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        from airflow_provider_arr.hooks.transport import AsyncTransport, SyncTransport
+
         super().__init__(**kwargs)
         self.arr_conn_id = arr_conn_id
         self._settings: ConnectionSettings | None = None
@@ -70,6 +59,8 @@ class RemoteRenderingBaseHook(BaseHook):
     def settings(self) -> ConnectionSettings:
         """The connection's validated settings (read once, synchronously)."""
         if self._settings is None:
+            from airflow_provider_arr.hooks.settings import check_raw_extra
+
             conn = self.get_connection(self.arr_conn_id)
             if conn.password:
                 _mask(conn.password)
@@ -88,6 +79,8 @@ class RemoteRenderingBaseHook(BaseHook):
                 get_async_extra_dejson,
             )
 
+            from airflow_provider_arr.hooks.settings import check_raw_extra
+
             conn = await get_async_connection(self.arr_conn_id, self)
             check_raw_extra(self.arr_conn_id, conn.extra)
             extra = await get_async_extra_dejson(conn)
@@ -102,12 +95,17 @@ class RemoteRenderingBaseHook(BaseHook):
     def _load_settings(
         self, host: str | None, login: str | None, password: str | None, extra: Any
     ) -> ConnectionSettings:
+        from airflow_provider_arr.hooks import entra
+        from airflow_provider_arr.hooks.settings import ConnectionSettings
+
         settings = ConnectionSettings.from_connection(self.arr_conn_id, host, login, password, extra or {})
         entra.log_sign_in_once(self.arr_conn_id, settings, self.log)
         return settings
 
     def log_to(self, logger: Any) -> None:
         """Log through ``logger`` from now on (a trigger's or a task's logger, so lines land in its log)."""
+        from airflow_provider_arr.hooks.transport import AsyncTransport, SyncTransport
+
         self._log = logger
         self._sync = SyncTransport(logger)
         self._async = AsyncTransport(logger)
@@ -116,12 +114,16 @@ class RemoteRenderingBaseHook(BaseHook):
     def dialect(self) -> Dialect:
         """The connection's API dialect (URLs, bodies, answers and id rules of its ``api_version``)."""
         if self._dialect is None:
+            from airflow_provider_arr.hooks.dialects import dialect_for
+
             self._dialect = dialect_for(self.settings)
         return self._dialect
 
     async def adialect(self) -> Dialect:
         """Async :attr:`dialect`."""
         if self._dialect is None:
+            from airflow_provider_arr.hooks.dialects import dialect_for
+
             self._dialect = dialect_for(await self.asettings())
         return self._dialect
 
@@ -131,6 +133,8 @@ class RemoteRenderingBaseHook(BaseHook):
         Concurrent callers for one credential share one fetch and its failure (``tokens.py``); this
         caller waits for another's fetch at most its own ``retry_max_time``.
         """
+        from airflow_provider_arr.hooks.tokens import token_cache
+
         settings = self.settings
         key = settings.token_cache_key
         return token_cache.get(key) or token_cache.fetch_once(
@@ -139,6 +143,8 @@ class RemoteRenderingBaseHook(BaseHook):
 
     async def aget_token(self) -> str:
         """Async :meth:`get_token`; tasks on any event loop and threads share the same fetch."""
+        from airflow_provider_arr.hooks.tokens import token_cache
+
         settings = await self.asettings()
         key = settings.token_cache_key
         return token_cache.get(key) or await token_cache.afetch_once(
@@ -156,11 +162,15 @@ class RemoteRenderingBaseHook(BaseHook):
         return token
 
     def _token_request(self) -> Request:
+        from airflow_provider_arr.hooks.transport import Request
+
         assert self._settings is not None
         url = f"{self._settings.sts_url}/accounts/{self._settings.account_id}/token"
         return Request("get_token", "GET", url, sts=True)
 
     def _store_token(self, key: tuple[str, str, str], response: Response) -> str:
+        from airflow_provider_arr.hooks.tokens import token_cache
+
         body = response.json("get_token", secret=True)
         token = body.get("AccessToken") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
@@ -185,6 +195,8 @@ class RemoteRenderingBaseHook(BaseHook):
             then is abandoned (see :func:`abandon_at`) and :class:`RemoteRenderingDeadlineError` is
             thrown into the steps.
         """
+        from airflow_provider_arr.hooks.steps import Finished, Pause, advance
+
         outcome: Outcome = (None, None)
         while not isinstance(step := advance(steps, outcome), Finished):
             outcome = (None, None)
@@ -202,6 +214,8 @@ class RemoteRenderingBaseHook(BaseHook):
 
         :param end_time: as for :meth:`_run`: a request in flight then is cancelled.
         """
+        from airflow_provider_arr.hooks.steps import Finished, Pause, abandon_at, advance, deadline_error
+
         outcome: Outcome = (None, None)
         while not isinstance(step := advance(steps, outcome), Finished):
             outcome = (None, None)
@@ -225,6 +239,8 @@ class RemoteRenderingBaseHook(BaseHook):
         A blocking ``requests`` call cannot be interrupted (and its retries may sleep): it runs on a daemon
         thread, which is left to finish on its own, its answer unused.
         """
+        from airflow_provider_arr.hooks.steps import _SLICE, abandon_at, deadline_error
+
         if cancel is None and end_time is None:
             return self._outcome(request)
         result: list[Outcome] = []
@@ -260,6 +276,10 @@ class RemoteRenderingBaseHook(BaseHook):
 
     def _call(self, request: Request) -> Response:
         """One request with the retry policy, a token (refreshed once on 401) and the error mapping."""
+        import tenacity
+
+        from airflow_provider_arr.hooks import policy
+
         settings = self.settings
         retrying = tenacity.Retrying(**policy.retry_kwargs(settings, request, self.log))
         try:
@@ -269,6 +289,10 @@ class RemoteRenderingBaseHook(BaseHook):
 
     async def _acall(self, request: Request) -> Response:
         """Async :meth:`_call`."""
+        import tenacity
+
+        from airflow_provider_arr.hooks import policy
+
         settings = await self.asettings()
         retrying = tenacity.AsyncRetrying(**policy.retry_kwargs(settings, request, self.log))
         try:
@@ -277,6 +301,9 @@ class RemoteRenderingBaseHook(BaseHook):
             raise _without_retry_frames(_explained(error, request, settings)) from None
 
     def _attempt(self, request: Request, settings: ConnectionSettings) -> Response:
+        from airflow_provider_arr.hooks import entra, policy
+        from airflow_provider_arr.hooks.tokens import token_cache
+
         if request.sts:
             credential = _account_credential(settings)
             if credential is None:  # Entra ID: the first leg, once per attempt (a refusal is final)
@@ -294,6 +321,9 @@ class RemoteRenderingBaseHook(BaseHook):
             return policy.check(request, self._send(request, token), (token,))
 
     async def _aattempt(self, request: Request, settings: ConnectionSettings) -> Response:
+        from airflow_provider_arr.hooks import entra, policy
+        from airflow_provider_arr.hooks.tokens import token_cache
+
         if request.sts:
             credential = _account_credential(settings)
             if credential is None:  # Entra ID: an aio credential made on this loop, closed after
@@ -311,12 +341,18 @@ class RemoteRenderingBaseHook(BaseHook):
             return policy.check(request, await self._asend(request, token), (token,))
 
     def _send(self, request: Request, credential: str) -> Response:
+        from airflow_provider_arr.hooks import policy
+        from airflow_provider_arr.hooks.transport import TransportFailure
+
         try:
             return self._sync.send(request, credential, self.settings)
         except TransportFailure as failure:
             raise policy.transport_error(request, failure) from None
 
     async def _asend(self, request: Request, credential: str) -> Response:
+        from airflow_provider_arr.hooks import policy
+        from airflow_provider_arr.hooks.transport import TransportFailure
+
         try:
             return await self._async.send(request, credential, await self.asettings())
         except TransportFailure as failure:
@@ -368,6 +404,8 @@ def _explained(
     """With Entra ID, an STS 401 and an ARR 403 get a hint that fits: the likely cause, the missing role."""
     if not settings.uses_entra:
         return error
+    from airflow_provider_arr.hooks import entra
+
     if request.sts and error.http_status == 401:
         return error.with_hint(entra.sts_refused_hint(settings))
     if not request.sts and error.http_status == 403:
@@ -376,12 +414,12 @@ def _explained(
 
 
 def _mask(secret: str) -> None:
-    from airflow.sdk.log import mask_secret
+    from airflow_provider_arr._compat import mask_secret
 
     mask_secret(secret)
 
 
 async def _amask(secret: str) -> None:
-    from airflow.sdk.log import amask_secret
+    from airflow_provider_arr._compat import amask_secret
 
     await amask_secret(secret)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionFailedError,
@@ -18,20 +18,15 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingError,
     RemoteRenderingWaitTimeoutError,
 )
-from airflow_provider_arr.hooks import policy
 from airflow_provider_arr.hooks.base import RemoteRenderingBaseHook, _amask, _mask
-from airflow_provider_arr.hooks.dialects import Dialect
-from airflow_provider_arr.hooks.paging import PageWalk
-from airflow_provider_arr.hooks.steps import Pause, Steps
-from airflow_provider_arr.hooks.transport import Logger, Request, Response
-from airflow_provider_arr.hooks.urls import same_origin_link
-from airflow_provider_arr.models import (
-    ConversionProperties,
-    ConversionSpec,
-    ConversionStatus,
-    check_conversion,
-    unknown_status_note,
-)
+
+# The dialects, the policy, the transport and the conversion model are imported when a call runs (see
+# ``base.py``).
+if TYPE_CHECKING:
+    from airflow_provider_arr.hooks.dialects import Dialect
+    from airflow_provider_arr.hooks.steps import Steps
+    from airflow_provider_arr.hooks.transport import Logger, Request, Response
+    from airflow_provider_arr.models import ConversionProperties, ConversionSpec
 
 __all__ = [
     "RemoteRenderingConversionCalls",
@@ -76,6 +71,8 @@ def list_steps(dialect: Dialect, log: Logger | None = None) -> Steps[list[Conver
 
     :param log: where a warning about listed items this client cannot read (skipped) goes.
     """
+    from airflow_provider_arr.hooks.paging import PageWalk
+
     conversions: list[ConversionProperties] = []
     first = dialect.conversion_list_request()
     walk = PageWalk("list_conversions", first.url)
@@ -93,6 +90,8 @@ def list_steps(dialect: Dialect, log: Logger | None = None) -> Steps[list[Conver
 
 def _same_origin(dialect: Dialect, link: str) -> str:
     """Resolve a ``@nextLink``; one pointing at another host is refused (the token must not go there)."""
+    from airflow_provider_arr.hooks.urls import same_origin_link
+
     url = same_origin_link(dialect.settings.base_url, link)
     if url is None:
         raise RemoteRenderingError(
@@ -122,6 +121,10 @@ def wait_steps(
     :raises RemoteRenderingConversionFailedError: it ended Failed or Cancelled.
     :raises RemoteRenderingWaitTimeoutError: ``end_time`` passed while it ran (it goes on).
     """
+    from airflow_provider_arr.hooks import policy
+    from airflow_provider_arr.hooks.steps import Pause
+    from airflow_provider_arr.models import ConversionStatus, unknown_status_note
+
     properties: ConversionProperties | None = None
     while True:
         try:
@@ -285,6 +288,8 @@ class RemoteRenderingConversionCalls(RemoteRenderingBaseHook):
 
     @staticmethod
     def _spec(*values: Any) -> ConversionSpec:
+        from airflow_provider_arr.models import check_conversion
+
         (
             input_uri,
             input_path,

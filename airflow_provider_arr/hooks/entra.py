@@ -106,7 +106,7 @@ def entra_token(settings: ConnectionSettings) -> str:
     certificate = None
     if settings.sign_in == CERTIFICATE:
         certificate = certificate_data(settings)
-        from airflow.sdk.log import mask_secret
+        from airflow_provider_arr._compat import mask_secret
 
         for secret in _pem_secrets(certificate):
             mask_secret(secret)
@@ -129,7 +129,7 @@ async def aentra_token(settings: ConnectionSettings) -> str:
     certificate = None
     if settings.sign_in == CERTIFICATE:
         certificate = await asyncio.to_thread(certificate_data, settings)  # no file I/O on the loop
-        from airflow.sdk.log import amask_secret
+        from airflow_provider_arr._compat import amask_secret
 
         for secret in _pem_secrets(certificate):
             await amask_secret(secret)

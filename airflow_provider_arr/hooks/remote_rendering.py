@@ -14,15 +14,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_arr.hooks import sessions
 from airflow_provider_arr.hooks.base import RemoteRenderingBaseHook
 from airflow_provider_arr.hooks.conversions import RemoteRenderingConversionCalls
-from airflow_provider_arr.hooks.dialects import Dialect
-from airflow_provider_arr.hooks.settings import DEFAULT_STS_URL, REGION_URL, ConnectionSettings
-from airflow_provider_arr.hooks.tokens import clear_token_cache
-from airflow_provider_arr.models import SessionProperties, SessionStopOutcome
+
+if TYPE_CHECKING:
+    from airflow_provider_arr.hooks.dialects import Dialect
+    from airflow_provider_arr.hooks.settings import DEFAULT_STS_URL, REGION_URL, ConnectionSettings
+    from airflow_provider_arr.hooks.steps import Steps
+    from airflow_provider_arr.hooks.tokens import clear_token_cache
+    from airflow_provider_arr.models import SessionProperties, SessionStopOutcome
 
 __all__ = [
     "DEFAULT_STS_URL",
@@ -31,6 +33,25 @@ __all__ = [
     "RemoteRenderingHook",
     "clear_token_cache",
 ]
+
+#: Public names of this module that live in the hook's other modules, imported when first asked for: a DAG
+#: file that imports this module (or an operator) does not import the settings or the token cache.
+_LAZY = {
+    "DEFAULT_STS_URL": "airflow_provider_arr.hooks.settings",
+    "REGION_URL": "airflow_provider_arr.hooks.settings",
+    "ConnectionSettings": "airflow_provider_arr.hooks.settings",
+    "clear_token_cache": "airflow_provider_arr.hooks.tokens",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
 
 
 class RemoteRenderingHook(RemoteRenderingConversionCalls):
@@ -112,18 +133,26 @@ class RemoteRenderingHook(RemoteRenderingConversionCalls):
         :param session_id: the session's id.
         :raises RemoteRenderingSessionNotFoundError: the service does not know it (HTTP 404).
         """
+        from airflow_provider_arr.hooks import sessions
+
         return self._run(sessions.get_steps(self.dialect, session_id))
 
     async def aget_session(self, session_id: str) -> SessionProperties:
         """Async :meth:`get_session`."""
+        from airflow_provider_arr.hooks import sessions
+
         return await self._arun(sessions.get_steps(await self.adialect(), session_id))
 
     def list_sessions(self) -> list[SessionProperties]:
         """Return the account's active sessions (stopped ones are not listed), following every page."""
+        from airflow_provider_arr.hooks import sessions
+
         return self._run(sessions.list_steps(self.dialect, self.log))
 
     async def alist_sessions(self) -> list[SessionProperties]:
         """Async :meth:`list_sessions`."""
+        from airflow_provider_arr.hooks import sessions
+
         return await self._arun(sessions.list_steps(await self.adialect(), self.log))
 
     def update_session(self, session_id: str, max_lease_time: timedelta | str) -> None:
@@ -136,10 +165,14 @@ class RemoteRenderingHook(RemoteRenderingConversionCalls):
         :param session_id: the session's id.
         :param max_lease_time: the new total lease.
         """
+        from airflow_provider_arr.hooks import sessions
+
         self._run(sessions.update_steps(self.dialect, self.log, session_id, max_lease_time))
 
     async def aupdate_session(self, session_id: str, max_lease_time: timedelta | str) -> None:
         """Async :meth:`update_session`."""
+        from airflow_provider_arr.hooks import sessions
+
         await self._arun(sessions.update_steps(await self.adialect(), self.log, session_id, max_lease_time))
 
     def stop_session(self, session_id: str) -> None:
@@ -167,6 +200,8 @@ class RemoteRenderingHook(RemoteRenderingConversionCalls):
 
     async def astop_session_if_active(self, session_id: str) -> str:
         """Async :meth:`stop_session_if_active`."""
+        from airflow_provider_arr.hooks import sessions
+
         steps = sessions.stop_if_active_steps(await self.adialect(), self.log, session_id)
         return (await self._arun(steps)).outcome
 
@@ -177,6 +212,8 @@ class RemoteRenderingHook(RemoteRenderingConversionCalls):
         :param session_id: the session's id.
         :return: the outcome, the status before the stop call and its answer's time (UTC).
         """
+        from airflow_provider_arr.hooks import sessions
+
         return self._run(sessions.stop_if_active_steps(self.dialect, self.log, session_id))
 
     def wait_until_ready(
@@ -193,6 +230,8 @@ class RemoteRenderingHook(RemoteRenderingConversionCalls):
         :raises RemoteRenderingWaitTimeoutError: the deadline passed while it was Starting.
         :raises RemoteRenderingWaitCancelledError: ``cancel`` was set.
         """
+        from airflow_provider_arr.hooks import sessions
+
         steps = sessions.wait_ready_steps(self.dialect, self.log, session_id, poll_interval, end_time)
         return self._run(steps, cancel, end_time)
 
@@ -200,6 +239,8 @@ class RemoteRenderingHook(RemoteRenderingConversionCalls):
         self, session_id: str, poll_interval: float, end_time: float
     ) -> SessionProperties:
         """Async :meth:`wait_until_ready` (cancel it by cancelling the task)."""
+        from airflow_provider_arr.hooks import sessions
+
         steps = sessions.wait_ready_steps(
             await self.adialect(), self.log, session_id, poll_interval, end_time
         )
@@ -217,7 +258,9 @@ class RemoteRenderingHook(RemoteRenderingConversionCalls):
 
     def _create_steps(
         self, dialect: Dialect, create: tuple[Any, Any, Any, Any], sessions_before: Collection[str] | None
-    ) -> sessions.Steps[str]:
+    ) -> Steps[str]:
+        from airflow_provider_arr.hooks import sessions
+
         def remember(before: set[str]) -> None:
             self.sessions_before_create = before
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_arr.exceptions import RemoteRenderingDeadlineError, RemoteRenderingError
-from airflow_provider_arr.hooks.transport import Request, Response
+
+if TYPE_CHECKING:  # the transport is imported when a request is sent, not when a DAG file is parsed
+    from airflow_provider_arr.hooks.transport import Request, Response
 
 T = TypeVar("T")
 
@@ -26,9 +28,9 @@ class Pause:
 
 
 #: A multi-request call: yields a :class:`Request` or a :class:`Pause`, receives the :class:`Response`.
-Steps = Generator["Request | Pause", Response | None, T]
+Steps = Generator["Request | Pause", "Response | None", T]
 #: What the last step came to: its answer, or the call's error (thrown into the steps).
-Outcome = tuple[Response | None, RemoteRenderingError | None]
+Outcome = tuple["Response | None", RemoteRenderingError | None]
 
 
 @dataclass(frozen=True)

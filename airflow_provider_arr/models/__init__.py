@@ -7,6 +7,8 @@ importable from ``airflow_provider_arr.models``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from airflow_provider_arr.models.common import (
     API_2021,
     API_V1,
@@ -23,32 +25,36 @@ from airflow_provider_arr.models.common import (
     validate_session_id,
     validate_size,
 )
-from airflow_provider_arr.models.conversions import (
-    ARR_ASSET_SUFFIX,
-    SUPPORTED_INPUT_EXTENSIONS,
-    BlobContainer,
-    ConversionProperties,
-    ConversionSpec,
-    ConversionStatus,
-    check_conversion,
-    output_asset_name,
-    output_asset_uri,
-    validate_container_uri,
-    validate_conversion_id,
-    validate_input_path,
-    validate_output_name,
-    validate_prefix,
-    validate_sas,
-)
-from airflow_provider_arr.models.sessions import (
-    BilledTime,
-    SessionProperties,
-    SessionStatus,
-    SessionStopOutcome,
-    never_ready_message,
-    new_matching_sessions,
-    unknown_status_note,
-)
+
+# The session and conversion models (dataclasses, whose creation is most of this package's import cost)
+# are imported on first use: a DAG file that only declares tasks needs the input checks above.
+if TYPE_CHECKING:
+    from airflow_provider_arr.models.conversions import (
+        ARR_ASSET_SUFFIX,
+        SUPPORTED_INPUT_EXTENSIONS,
+        BlobContainer,
+        ConversionProperties,
+        ConversionSpec,
+        ConversionStatus,
+        check_conversion,
+        output_asset_name,
+        output_asset_uri,
+        validate_container_uri,
+        validate_conversion_id,
+        validate_input_path,
+        validate_output_name,
+        validate_prefix,
+        validate_sas,
+    )
+    from airflow_provider_arr.models.sessions import (
+        BilledTime,
+        SessionProperties,
+        SessionStatus,
+        SessionStopOutcome,
+        never_ready_message,
+        new_matching_sessions,
+        unknown_status_note,
+    )
 
 __all__ = [
     "API_2021",
@@ -88,3 +94,40 @@ __all__ = [
     "validate_session_id",
     "validate_size",
 ]
+
+#: The names of ``__all__`` that live in the ``sessions`` and ``conversions`` modules, imported when first
+#: asked for (``from airflow_provider_arr.models import SessionStatus`` works as before).
+_LAZY = {
+    "ARR_ASSET_SUFFIX": "airflow_provider_arr.models.conversions",
+    "SUPPORTED_INPUT_EXTENSIONS": "airflow_provider_arr.models.conversions",
+    "BlobContainer": "airflow_provider_arr.models.conversions",
+    "ConversionProperties": "airflow_provider_arr.models.conversions",
+    "ConversionSpec": "airflow_provider_arr.models.conversions",
+    "ConversionStatus": "airflow_provider_arr.models.conversions",
+    "check_conversion": "airflow_provider_arr.models.conversions",
+    "output_asset_name": "airflow_provider_arr.models.conversions",
+    "output_asset_uri": "airflow_provider_arr.models.conversions",
+    "validate_container_uri": "airflow_provider_arr.models.conversions",
+    "validate_conversion_id": "airflow_provider_arr.models.conversions",
+    "validate_input_path": "airflow_provider_arr.models.conversions",
+    "validate_output_name": "airflow_provider_arr.models.conversions",
+    "validate_prefix": "airflow_provider_arr.models.conversions",
+    "validate_sas": "airflow_provider_arr.models.conversions",
+    "BilledTime": "airflow_provider_arr.models.sessions",
+    "SessionProperties": "airflow_provider_arr.models.sessions",
+    "SessionStatus": "airflow_provider_arr.models.sessions",
+    "SessionStopOutcome": "airflow_provider_arr.models.sessions",
+    "never_ready_message": "airflow_provider_arr.models.sessions",
+    "new_matching_sessions": "airflow_provider_arr.models.sessions",
+    "unknown_status_note": "airflow_provider_arr.models.sessions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -11,13 +11,12 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from airflow.sdk.exceptions import AirflowFailException
-
+from airflow_provider_arr._compat import AirflowFailException
 from airflow_provider_arr.exceptions import (
     RemoteRenderingSessionMayExistError,
     RemoteRenderingSessionNotFoundError,
 )
-from airflow_provider_arr.models import ArrInputError, SessionStatus, format_timespan, new_matching_sessions
+from airflow_provider_arr.models import ArrInputError, format_timespan
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -119,6 +118,8 @@ def create_or_reconnect(
                 op._creating = None
             op.log.info("Created %s session %s with a lease of %s", size, session_id, format_timespan(lease))
             return session_id
+        from airflow_provider_arr.models import SessionStatus
+
         ending = existing.status == SessionStatus.STOPPING or candidate in record.kill_stopped
         if existing.status.is_active and not ending:
             op.log.info(
@@ -143,6 +144,7 @@ def stop_in_flight_v1_create(
 ) -> None:
     """Find and stop the session a killed v1 create may have started (the one new matching session)."""
     from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+    from airflow_provider_arr.models import new_matching_sessions
 
     before = op.hook.sessions_before_create
     if before is None:

@@ -7,8 +7,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_arr._compat import AirflowFailException
 from airflow_provider_arr.models import ArrInputError
 
 if TYPE_CHECKING:

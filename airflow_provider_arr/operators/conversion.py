@@ -14,9 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
+from airflow_provider_arr._compat import AirflowException, AirflowFailException, conf
 from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionFailedError,
     RemoteRenderingConversionNotFoundError,
@@ -24,12 +22,14 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingWaitTimeoutError,
 )
 from airflow_provider_arr.links import RemoteRenderingConvertedAssetLink, note_link
-from airflow_provider_arr.models import ArrInputError, ConversionSpec, check_conversion
+from airflow_provider_arr.models import ArrInputError
 from airflow_provider_arr.operators._create import task_instance_session_id
 from airflow_provider_arr.operators.base import RemoteRenderingBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_arr.models import ConversionSpec
 
 __all__ = ["MAX_FAILED_PREDECESSORS", "RemoteRenderingConvertAssetOperator", "task_instance_conversion_id"]
 
@@ -122,7 +122,7 @@ class RemoteRenderingConvertAssetOperator(RemoteRenderingBaseOperator):
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         """Render, then mask the SAS tokens before the rendered fields are stored or logged."""
         super().render_template_fields(context, jinja_env)
-        from airflow.sdk.log import mask_secret
+        from airflow_provider_arr._compat import mask_secret
 
         for name in SECRET_FIELDS:
             value = getattr(self, name, None)
@@ -132,6 +132,8 @@ class RemoteRenderingConvertAssetOperator(RemoteRenderingBaseOperator):
 
     def _spec(self) -> ConversionSpec:
         """Every input checked before any HTTP; bad input fails the task without retries."""
+        from airflow_provider_arr.models import check_conversion
+
         try:
             spec = check_conversion(
                 self.input_container_uri,

@@ -14,20 +14,15 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_arr.models import (
-    ArrInputError,
-    SessionProperties,
-    SessionStatus,
-    format_timespan,
-    parse_timespan,
-)
+from airflow_provider_arr._compat import AirflowFailException
+from airflow_provider_arr.models import ArrInputError, format_timespan, parse_timespan
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
+    from airflow_provider_arr.models import SessionProperties
     from airflow_provider_arr.ownership import Owner, OwnershipRecord
     from airflow_provider_arr.ownership.evidence import Verdict
 
@@ -86,8 +81,10 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
             self.only_report = self.only_report.strip().lower() in ("true", "1", "yes")
         try:
             records = ownership.all_records()
-        except NotImplementedError as error:
-            self.log.warning("%s", error)
+        except NotImplementedError:  # Airflow < 3.3: no Variable.keys
+            if not self.only_report:
+                raise AirflowFailException(needs_newer_airflow_message()) from None
+            self.log.warning("%s", needs_newer_airflow_message())
             records = []
         report: dict[str, list[dict[str, Any]]] = {
             "stopped": [],
@@ -122,6 +119,7 @@ class RemoteRenderingSessionJanitorOperator(BaseOperator):
         report: dict[str, list[dict[str, Any]]],
     ) -> None:
         from airflow_provider_arr import ownership
+        from airflow_provider_arr.models import SessionStatus
         from airflow_provider_arr.ownership.assess import attribute
         from airflow_provider_arr.ownership.rules import note_ui_stop, resolve_pending
 
@@ -283,3 +281,23 @@ def _entry(session: SessionProperties, conn_id: str, owner: str | None, reason: 
         "status": session.status_text,
         "elapsed": format_timespan(session.elapsed_time),
     }
+
+
+def needs_newer_airflow_message() -> str:
+    """What the janitor says on an Airflow older than 3.3, where it cannot list the ownership records.
+
+    Without the records it cannot tell a session whose owner has finished from one in use, so it stops
+    nothing: a run fails with this message, a dry run reports every session as unattributed.
+    """
+    from airflow_provider_arr import _compat
+    from airflow_provider_arr.ownership.records import VARIABLE_KEYS_SINCE
+
+    return _compat.needs_newer_airflow(
+        "The session janitor (RemoteRenderingSessionJanitorOperator)",
+        VARIABLE_KEYS_SINCE,
+        "it finds the sessions' owners in the ownership records, which only Airflow 3.3 can list "
+        "(Variable.keys), and without them it cannot tell a finished owner's session from one in use",
+        "each DAG's stop teardown stops its own sessions and a session's lease ends it; run the janitor "
+        "with dry_run=True to list each account's live sessions (all reported as unattributed, none "
+        "stopped), or upgrade to Airflow 3.3",
+    )

@@ -17,9 +17,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
+from airflow_provider_arr._compat import AirflowException, AirflowFailException, conf
 from airflow_provider_arr.exceptions import (
     RemoteRenderingSessionNotFoundError,
     RemoteRenderingWaitCancelledError,
@@ -27,14 +25,7 @@ from airflow_provider_arr.exceptions import (
     RemoteRenderingWaitTimeoutError,
 )
 from airflow_provider_arr.links import RemoteRenderingInspectorLink, note_link
-from airflow_provider_arr.models import (
-    MAX_LEASE_TIME,
-    ArrInputError,
-    SessionProperties,
-    SessionStatus,
-    format_timespan,
-    validate_lease,
-)
+from airflow_provider_arr.models import MAX_LEASE_TIME, ArrInputError, format_timespan, validate_lease
 from airflow_provider_arr.operators import _create
 from airflow_provider_arr.operators._create import task_instance_session_id
 from airflow_provider_arr.operators.base import RemoteRenderingBaseOperator
@@ -223,6 +214,7 @@ class RemoteRenderingCreateSessionOperator(RemoteRenderingBaseOperator):
         return session_id
 
     def _push_ready(self, context: Context, properties: dict[str, Any], seen_at: float) -> None:
+        from airflow_provider_arr.models import SessionProperties
         from airflow_provider_arr.ownership.rules import note_ready
 
         ti = context["ti"]
@@ -308,6 +300,8 @@ class RemoteRenderingExtendSessionOperator(RemoteRenderingBaseOperator):
             current = self.hook.get_session(session_id)
         except RemoteRenderingSessionNotFoundError as error:
             raise AirflowFailException(f"Cannot extend session {session_id}: {error}") from None
+        from airflow_provider_arr.models import SessionStatus
+
         if current.status not in (SessionStatus.STARTING, SessionStatus.READY):
             raise AirflowFailException(
                 f"Cannot extend session {session_id}: it is {current.status.value}, not Starting or Ready"

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from airflow_provider_arr.models import SessionProperties, new_matching_sessions, parse_timespan
 
+#: The Airflow release that lists Variables by prefix (``Variable.keys``), which :func:`all_records` needs.
+VARIABLE_KEYS_SINCE = "3.3"
 #: The prefix of every ownership record's Variable key.
 RECORD_PREFIX = "arr_session_owner__"
 #: The key, in a record's session entry, of a stop made from the operations view of the UI:
@@ -182,10 +184,16 @@ class VariableLedger:
     def keys(self, prefix: str) -> list[str]:
         from airflow.sdk import Variable
 
-        if not hasattr(Variable, "keys"):  # Airflow < 3.3
+        from airflow_provider_arr import _compat
+
+        if not _compat.has_variable_keys():  # Airflow < 3.3
             raise NotImplementedError(
-                "listing ownership records needs Airflow 3.3 or later (Variable.keys); the janitor can only "
-                "report sessions here"
+                _compat.needs_newer_airflow(
+                    "Listing ownership records",
+                    VARIABLE_KEYS_SINCE,
+                    "it lists Airflow Variables by prefix with Variable.keys, new in Airflow 3.3",
+                    "read one record by its key (load)",
+                )
             )
         return list(Variable.keys(prefix=prefix))
 

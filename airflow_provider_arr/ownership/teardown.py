@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
+from airflow_provider_arr._compat import AirflowException, AirflowFailException
 from airflow_provider_arr.ownership import evidence
 from airflow_provider_arr.ownership.indexes import (
     CreateIndexes,

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import PokeReturnValue
 
+from airflow_provider_arr._compat import AirflowFailException, conf
 from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionNotFoundError,
     RemoteRenderingDeadlineError,
 )
-from airflow_provider_arr.models import ArrInputError, ConversionStatus, unknown_status_note
+from airflow_provider_arr.models import ArrInputError
 from airflow_provider_arr.sensors.base import RemoteRenderingBaseSensor
 from airflow_provider_arr.triggers.events import validate_conversion_event
 
@@ -82,6 +82,7 @@ class RemoteRenderingConversionSensor(RemoteRenderingBaseSensor):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         from airflow_provider_arr.hooks.conversions import conversion_failed_message, read_steps
+        from airflow_provider_arr.models import ConversionStatus, unknown_status_note
 
         conversion_id = self._conversion_id()
         try:

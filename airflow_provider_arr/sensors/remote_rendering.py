@@ -6,27 +6,22 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import PokeReturnValue
 
+from airflow_provider_arr._compat import AirflowFailException, conf
 from airflow_provider_arr.exceptions import (
     RemoteRenderingDeadlineError,
     RemoteRenderingSessionNotFoundError,
 )
 from airflow_provider_arr.links import RemoteRenderingInspectorLink, note_link
-from airflow_provider_arr.models import (
-    ArrInputError,
-    SessionProperties,
-    SessionStatus,
-    never_ready_message,
-    unknown_status_note,
-)
+from airflow_provider_arr.models import ArrInputError
 from airflow_provider_arr.sensors.base import RemoteRenderingBaseSensor, wait_deadline
 from airflow_provider_arr.triggers.events import validate_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_arr.models import SessionProperties
     from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger
 
 __all__ = ["RemoteRenderingSessionReadySensor", "wait_deadline"]
@@ -104,6 +99,7 @@ class RemoteRenderingSessionReadySensor(RemoteRenderingBaseSensor):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         from airflow_provider_arr.hooks.sessions import read_steps
+        from airflow_provider_arr.models import SessionStatus, never_ready_message, unknown_status_note
 
         session_id = self._own or self._session_id(context)
         try:
@@ -127,6 +123,8 @@ class RemoteRenderingSessionReadySensor(RemoteRenderingBaseSensor):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: the session's properties once Ready, else fail as a poke would."""
+        from airflow_provider_arr.models import SessionProperties
+
         properties = super().execute_complete(context, event)
         seen_at = (event or {}).get("seen_at")
         self._ready(context, SessionProperties.from_dict(properties), float(seen_at or time.time()))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow_provider_arr._compat import AirflowException
 
-from airflow_provider_arr.models import SessionProperties
+if TYPE_CHECKING:
+    from airflow_provider_arr.models import SessionProperties
 
 #: The statuses a trigger event can have; anything else is refused by :func:`validate_event`.
 EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})

@@ -30,8 +30,17 @@ EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 sys.path.append(str(EXAMPLE_DAGS))
 
 
+def dag_bag_class() -> Any:
+    """Airflow's DagBag: in ``airflow.dag_processing.dagbag`` since 3.2, ``airflow.models.dagbag`` in 3.1."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag
+    return DagBag
+
+
 def import_check() -> dict[str, Any]:
-    from airflow.dag_processing.dagbag import DagBag
+    DagBag = dag_bag_class()
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -54,7 +63,7 @@ def run(
     inspect_run: bool = False,
     dag_folder: str | None = None,
 ) -> dict[str, Any]:
-    from airflow.dag_processing.dagbag import DagBag
+    DagBag = dag_bag_class()
     from airflow.sdk import BaseOperator
 
     from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger

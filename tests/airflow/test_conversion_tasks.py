@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
+from airflow_provider_arr._compat import AirflowException, AirflowFailException, AirflowSensorTimeout
 from airflow_provider_arr.emulator import ArrEmulator
 from airflow_provider_arr.emulator.conversions import DEFAULT_CONVERSION_DELAY
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
@@ -20,6 +20,7 @@ from airflow_provider_arr.triggers.conversion import (
     validate_conversion_event,
 )
 from tests.airflow.conftest import FakeTaskInstance
+from tests.airflow_compat import TaskDeferred
 from tests.helpers import FAST_RETRIES
 
 IN = "https://contosoin.blob.core.windows.net/models"

@@ -8,11 +8,12 @@ import time
 from datetime import timedelta
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
+from airflow_provider_arr._compat import AirflowException
 from airflow_provider_arr.operators.remote_rendering import RemoteRenderingCreateSessionOperator
 from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
 from tests.airflow.conftest import wait_for_status
+from tests.airflow_compat import TaskDeferred
 
 
 def deferred(task, context) -> TaskDeferred:

@@ -10,8 +10,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
+from airflow_provider_arr._compat import AirflowException, AirflowFailException
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from airflow_provider_arr.models import parse_timespan
 from airflow_provider_arr.operators.remote_rendering import (
@@ -21,6 +21,7 @@ from airflow_provider_arr.operators.remote_rendering import (
 )
 from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger
 from tests.airflow.conftest import session, wait_for_status
+from tests.airflow_compat import TaskDeferred
 
 
 def create_op(**kwargs) -> RemoteRenderingCreateSessionOperator:

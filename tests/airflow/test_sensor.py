@@ -7,18 +7,13 @@ import uuid
 
 import pytest
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import (
-    AirflowException,
-    AirflowFailException,
-    AirflowRescheduleException,
-    AirflowSensorTimeout,
-    TaskDeferred,
-)
 
+from airflow_provider_arr._compat import AirflowException, AirflowFailException, AirflowSensorTimeout
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
 from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger
 from tests.airflow.conftest import session, wait_for_status
+from tests.airflow_compat import AirflowRescheduleException, TaskDeferred
 
 
 def started_session(lease: str = "1:00:00") -> str:

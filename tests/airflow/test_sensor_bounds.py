@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from airflow.sdk.exceptions import AirflowSensorTimeout
 
+from airflow_provider_arr._compat import AirflowSensorTimeout
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from airflow_provider_arr.hooks.steps import DEADLINE_GRACE
 from airflow_provider_arr.sensors.conversion import RemoteRenderingConversionSensor

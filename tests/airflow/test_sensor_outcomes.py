@@ -14,17 +14,12 @@ import time
 import uuid
 
 import pytest
-from airflow.sdk.exceptions import (
-    AirflowFailException,
-    AirflowRescheduleException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-    TaskDeferred,
-)
 
+from airflow_provider_arr._compat import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
 from tests.airflow.conftest import wait_for_status
+from tests.airflow_compat import AirflowRescheduleException, TaskDeferred
 
 MODES = ["poke", "reschedule", "deferrable"]
 

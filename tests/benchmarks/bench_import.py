@@ -3,8 +3,10 @@
 Airflow parses DAG files over and over, each time importing what they import. Each measurement is a
 fresh interpreter that imports ``airflow.sdk`` (every DAG file does) and then one of:
 
-- ``arr``: ``airflow_provider_arr.operators.remote_rendering``, ``.sensors.remote_rendering`` and
-  ``.hooks.remote_rendering`` (what a DAG file using this provider imports, and the hook);
+- ``arr``: every operator and sensor module of the provider (``airflow_provider_arr.operators``'
+  ``remote_rendering``, ``conversion`` and ``janitor``, ``.sensors``' ``remote_rendering`` and
+  ``conversion``) and ``.hooks.remote_rendering``: what a DAG file using this provider imports, and the
+  hook (issue 21);
 - ``dbt-cloud``: ``airflow.providers.dbt.cloud.operators.dbt`` (``apache-airflow-providers-dbt-cloud``,
   installed only in the benchmark environment), the comparison point;
 - ``nothing``: no further import, to show the noise of the measurement itself.
@@ -35,7 +37,10 @@ VARIANTS = {
     "nothing": [],
     "arr": [
         "airflow_provider_arr.operators.remote_rendering",
+        "airflow_provider_arr.operators.conversion",
+        "airflow_provider_arr.operators.janitor",
         "airflow_provider_arr.sensors.remote_rendering",
+        "airflow_provider_arr.sensors.conversion",
         "airflow_provider_arr.hooks.remote_rendering",
     ],
     "dbt-cloud": ["airflow.providers.dbt.cloud.operators.dbt"],

@@ -18,13 +18,12 @@ import pytest
 
 pytest.importorskip("azure.identity")
 
-from airflow.sdk.exceptions import TaskDeferred
-
 from airflow_provider_arr.emulator import ArrEmulator
 from airflow_provider_arr.emulator.entra import DEFAULT_TENANT_ID
 from airflow_provider_arr.exceptions import RemoteRenderingError
 from airflow_provider_arr.hooks.remote_rendering import RemoteRenderingHook
 from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
+from tests.airflow_compat import TaskDeferred
 from tests.helpers import client_assertion, make_rsa_certificate
 from tests.hooks.entra_support import (
     CONN_ID,

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 import requests.adapters
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_arr._compat import AirflowFailException
 from airflow_provider_arr.operators.remote_rendering import (
     RemoteRenderingCreateSessionOperator,
     RemoteRenderingExtendSessionOperator,

@@ -15,10 +15,11 @@ import time
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
+from airflow_provider_arr._compat import AirflowException
 from airflow_provider_arr.operators.remote_rendering import RemoteRenderingCreateSessionOperator
 from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger
+from tests.airflow_compat import TaskDeferred
 from tests.reliability.conftest import V1, V2021, TaskInstance, active_ids, context_for
 
 DIALECTS = pytest.mark.parametrize("conn_id", [V1, V2021], ids=["v1", "2021"])

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from airflow.sdk import DAG, Param, TriggerRule, task
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_arr._compat import AirflowFailException
 from airflow_provider_arr.exceptions import RemoteRenderingSessionMayExistError
 from airflow_provider_arr.operators.remote_rendering import (
     RemoteRenderingCreateSessionOperator,
