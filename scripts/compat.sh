@@ -3,7 +3,9 @@
 # (tests/unit), the dag.test suite (tests/airflow) and the demo (scripts/demo.py, what `make demo` runs),
 # one after the other, and print each one's wall time.
 #
-#   scripts/compat.sh 3.1        # or 3.2, 3.3; `make compat` runs 3.1 and 3.2
+#   scripts/compat.sh 3.1        # or 3.2, 3.3
+#   scripts/compat.sh 3.1 3.2    # several minors at once, in parallel (what `make compat` and CI run):
+#                                # each one's output goes to .compat/<minor>.log, printed when all end
 #
 # Airflow publishes no constraints file for these combinations, so each minor's newest patch is resolved
 # with `uv pip install --exclude-newer <its release date>`: the dependencies as they were on that day.
@@ -13,6 +15,28 @@
 # Needs .venv (`make venv`) for uv. Exit status: non-zero if any of the three failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+if (($# > 1)); then
+    # The suites of two minors share the machine's two cores better than they run one after the other:
+    # most of a dag.test run is one process working while another waits for it.
+    mkdir -p .compat
+    began=$(date +%s)
+    pids=()
+    for minor in "$@"; do
+        bash "$0" "$minor" >".compat/$minor.log" 2>&1 &
+        pids+=($!)
+    done
+    status=0
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || status=1
+    done
+    for minor in "$@"; do
+        echo "===== Airflow $minor (.compat/$minor.log, last 60 lines) ====="
+        tail -n 60 ".compat/$minor.log"
+    done
+    echo "All minors ($*) in parallel: $(($(date +%s) - began)) s wall time, exit status $status"
+    exit $status
+fi
 
 minor="${1:-}"
 case "$minor" in
