@@ -65,9 +65,13 @@ def run(
 ) -> dict[str, Any]:
     DagBag = dag_bag_class()
     from airflow.sdk import BaseOperator
+    from airflow.sdk._shared.secrets_masker import reset_secrets_masker
 
     from airflow_provider_arr.triggers.remote_rendering import RemoteRenderingSessionTrigger
 
+    # Each run starts with Airflow's secrets masker empty, as a task process does: the masker recompiles
+    # one regex of every secret it holds on each new one, and this process serves the whole suite.
+    reset_secrets_masker()
     os.environ["ARR_RENDER_OUTPUT_DIR"] = output_dir
     os.environ.update(env)  # e.g. this run's connection (tasks read it when they run)
     trigger_runs: list[str] = []
