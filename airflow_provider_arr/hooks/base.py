@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_arr._compat import amask_secret, mask_secret
 from airflow_provider_arr.exceptions import (
     RemoteRenderingError,
     RemoteRenderingWaitCancelledError,
@@ -63,11 +64,11 @@ class RemoteRenderingBaseHook(BaseHook):
 
             conn = self.get_connection(self.arr_conn_id)
             if conn.password:
-                _mask(conn.password)
+                mask_secret(conn.password)
             check_raw_extra(self.arr_conn_id, conn.extra)
             settings = self._load_settings(conn.host, conn.login, conn.password, conn.extra_dejson)
             if settings.client_secret:
-                _mask(settings.client_secret)
+                mask_secret(settings.client_secret)
             self._settings = settings
         return self._settings
 
@@ -85,10 +86,10 @@ class RemoteRenderingBaseHook(BaseHook):
             check_raw_extra(self.arr_conn_id, conn.extra)
             extra = await get_async_extra_dejson(conn)
             if conn.password:
-                await _amask(conn.password)
+                await amask_secret(conn.password)
             settings = self._load_settings(conn.host, conn.login, conn.password, extra)
             if settings.client_secret:
-                await _amask(settings.client_secret)
+                await amask_secret(settings.client_secret)
             self._settings = settings
         return self._settings
 
@@ -153,12 +154,12 @@ class RemoteRenderingBaseHook(BaseHook):
 
     def _fetch_token(self, key: tuple[str, str, str]) -> str:
         token = self._store_token(key, self._call(self._token_request()))
-        _mask(token)
+        mask_secret(token)
         return token
 
     async def _afetch_token(self, key: tuple[str, str, str]) -> str:
         token = self._store_token(key, await self._acall(self._token_request()))
-        await _amask(token)
+        await amask_secret(token)
         return token
 
     def _token_request(self) -> Request:
@@ -285,7 +286,7 @@ class RemoteRenderingBaseHook(BaseHook):
         try:
             return retrying(self._attempt, request, settings)
         except RemoteRenderingError as error:
-            raise _without_retry_frames(_explained(error, request, settings)) from None
+            raise _final_error(error, request, settings) from None
 
     async def _acall(self, request: Request) -> Response:
         """Async :meth:`_call`."""
@@ -298,17 +299,17 @@ class RemoteRenderingBaseHook(BaseHook):
         try:
             return await retrying(self._aattempt, request, settings)
         except RemoteRenderingError as error:
-            raise _without_retry_frames(_explained(error, request, settings)) from None
+            raise _final_error(error, request, settings) from None
 
     def _attempt(self, request: Request, settings: ConnectionSettings) -> Response:
         from airflow_provider_arr.hooks import entra, policy
         from airflow_provider_arr.hooks.tokens import token_cache
 
         if request.sts:
-            credential = _account_credential(settings)
+            credential = settings.account_key_credential
             if credential is None:  # Entra ID: the first leg, once per attempt (a refusal is final)
                 credential = entra.entra_token(settings)
-                _mask(credential)
+                mask_secret(credential)
             return policy.check_token_answer(
                 request, self._send(request, credential), (credential, settings.account_key)
             )
@@ -325,10 +326,10 @@ class RemoteRenderingBaseHook(BaseHook):
         from airflow_provider_arr.hooks.tokens import token_cache
 
         if request.sts:
-            credential = _account_credential(settings)
+            credential = settings.account_key_credential
             if credential is None:  # Entra ID: an aio credential made on this loop, closed after
                 credential = await entra.aentra_token(settings)
-                await _amask(credential)
+                await amask_secret(credential)
             return policy.check_token_answer(
                 request, await self._asend(request, credential), (credential, settings.account_key)
             )
@@ -382,44 +383,15 @@ class RemoteRenderingBaseHook(BaseHook):
         await self.aclose()
 
 
-def _without_retry_frames(error: RemoteRenderingError) -> RemoteRenderingError:
-    """The error with its traceback cut at the retry loop.
-
-    The frames inside tenacity and the policy tell a user nothing (the message says what failed and
-    what to fix), so a task log shows a few lines instead of dozens.
-    """
-    return error.with_traceback(None)
-
-
-def _account_credential(settings: ConnectionSettings) -> str | None:
-    """What the token service takes with an account key: ``<account id>:<account key>``; else ``None``."""
-    if settings.account_key is None:
-        return None
-    return f"{settings.account_id}:{settings.account_key}"
-
-
-def _explained(
+def _final_error(
     error: RemoteRenderingError, request: Request, settings: ConnectionSettings
 ) -> RemoteRenderingError:
-    """With Entra ID, an STS 401 and an ARR 403 get a hint that fits: the likely cause, the missing role."""
-    if not settings.uses_entra:
-        return error
-    from airflow_provider_arr.hooks import entra
+    """The error a call raises: with an Entra ID hint where one fits, its traceback cut at the retries.
 
-    if request.sts and error.http_status == 401:
-        return error.with_hint(entra.sts_refused_hint(settings))
-    if not request.sts and error.http_status == 403:
-        return error.with_hint(entra.forbidden_hint(request.operation))
-    return error
+    tenacity's and the policy's frames tell a user nothing: the message says what failed and what to fix.
+    """
+    if settings.uses_entra:
+        from airflow_provider_arr.hooks import entra
 
-
-def _mask(secret: str) -> None:
-    from airflow_provider_arr._compat import mask_secret
-
-    mask_secret(secret)
-
-
-async def _amask(secret: str) -> None:
-    from airflow_provider_arr._compat import amask_secret
-
-    await amask_secret(secret)
+        error = entra.explained(error, request, settings)
+    return error.with_traceback(None)

@@ -12,13 +12,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_arr._compat import amask_secret, mask_secret
 from airflow_provider_arr.exceptions import (
     RemoteRenderingConversionFailedError,
     RemoteRenderingDeadlineError,
     RemoteRenderingError,
     RemoteRenderingWaitTimeoutError,
 )
-from airflow_provider_arr.hooks.base import RemoteRenderingBaseHook, _amask, _mask
+from airflow_provider_arr.hooks.base import RemoteRenderingBaseHook
 
 # The dialects, the policy, the transport and the conversion model are imported when a call runs (see
 # ``base.py``).
@@ -209,7 +210,7 @@ class RemoteRenderingConversionCalls(RemoteRenderingBaseHook):
             output_sas,
         )
         for secret in spec.secrets:
-            _mask(secret)
+            mask_secret(secret)
         return self._run(create_steps(self.dialect, spec, conversion_id))
 
     async def acreate_conversion(
@@ -237,7 +238,7 @@ class RemoteRenderingConversionCalls(RemoteRenderingBaseHook):
             output_sas,
         )
         for secret in spec.secrets:
-            await _amask(secret)
+            await amask_secret(secret)
         return await self._arun(create_steps(await self.adialect(), spec, conversion_id))
 
     def get_conversion(self, conversion_id: str) -> ConversionProperties:

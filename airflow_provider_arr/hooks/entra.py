@@ -29,7 +29,7 @@ import re
 import ssl
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_arr.exceptions import RemoteRenderingError
 from airflow_provider_arr.hooks.settings import (
@@ -40,6 +40,9 @@ from airflow_provider_arr.hooks.settings import (
     ConnectionSettings,
 )
 from airflow_provider_arr.models import ArrInputError
+
+if TYPE_CHECKING:
+    from airflow_provider_arr.hooks.transport import Request
 
 #: What to install for Entra ID sign-in.
 ENTRA_EXTRA = "airflow-provider-arr[entra]"
@@ -300,3 +303,14 @@ def _reason(settings: ConnectionSettings, error: Exception) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def explained(
+    error: RemoteRenderingError, request: Request, settings: ConnectionSettings
+) -> RemoteRenderingError:
+    """An Entra ID call's error with a hint that fits: an STS 401 its likely cause, an ARR 403 the role."""
+    if request.sts and error.http_status == 401:
+        return error.with_hint(sts_refused_hint(settings))
+    if not request.sts and error.http_status == 403:
+        return error.with_hint(forbidden_hint(request.operation))
+    return error

@@ -110,6 +110,13 @@ class ConnectionSettings:
         return self.sign_in != ACCOUNT_KEY
 
     @property
+    def account_key_credential(self) -> str | None:
+        """What the token service takes with an account key, ``<account id>:<account key>``; else None."""
+        if self.account_key is None:
+            return None
+        return f"{self.account_id}:{self.account_key}"
+
+    @property
     def token_cache_key(self) -> tuple[str, str, str]:
         """
         Where this connection's token lives in the process-wide cache.
