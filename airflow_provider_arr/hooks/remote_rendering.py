@@ -45,13 +45,9 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
+    from airflow_provider_arr._lazy import load
 
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+    return load(__name__, _LAZY, globals(), name)
 
 
 class RemoteRenderingHook(RemoteRenderingConversionCalls):
