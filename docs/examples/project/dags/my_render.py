@@ -1,0 +1,20 @@
+"""my_render: one session, from create to a teardown stop (the getting-started DAG)."""
+
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from airflow_provider_arr.operators.remote_rendering import (
+    RemoteRenderingCreateSessionOperator,
+    RemoteRenderingStopSessionOperator,
+)
+from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSessionReadySensor
+
+with DAG("my_render", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+    create = RemoteRenderingCreateSessionOperator(task_id="create", max_lease_time="1:00:00")
+    ready = RemoteRenderingSessionReadySensor(
+        task_id="ready", session_id=create.output, poke_interval=0.2, deferrable=True
+    )
+    stop = RemoteRenderingStopSessionOperator(task_id="stop", session_id=create.output)
+    create >> ready >> stop
+    stop.as_teardown(setups=create)
