@@ -52,6 +52,7 @@ with DAG(
     doc_md=__doc__,
     tags=["example", "azure-remote-rendering"],
 ) as dag:
+    # [START howto_convert_asset]
     convert = RemoteRenderingConvertAssetOperator(
         task_id="convert",
         input_container_uri="{{ params.input_container_uri }}",
@@ -65,6 +66,7 @@ with DAG(
         timeout=3 * 3600,
         retries=1,
     )
+    # [END howto_convert_asset]
 
     @task
     def preload(asset_uri: str) -> list[str]:

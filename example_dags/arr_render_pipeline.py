@@ -41,10 +41,13 @@ with DAG(
     tags=["example", "azure-remote-rendering"],
     doc_md=__doc__,
 ) as dag:
+    # [START howto_create_session]
     create = RemoteRenderingCreateSessionOperator(
         task_id="create", max_lease_time="1:00:00", size="standard", retries=1
     )
+    # [END howto_create_session]
 
+    # [START howto_session_ready_sensor]
     wait_ready = RemoteRenderingSessionReadySensor(
         task_id="wait_ready",
         session_id=create.output,
@@ -52,10 +55,13 @@ with DAG(
         poke_interval=POLL_INTERVAL,
         timeout=30 * 60,
     )
+    # [END howto_session_ready_sensor]
 
+    # [START howto_extend_session]
     extend = RemoteRenderingExtendSessionOperator(
         task_id="extend", session_id=create.output, extend_by=timedelta(minutes=30)
     )
+    # [END howto_extend_session]
 
     @task
     def render(session: dict[str, Any], params: dict[str, Any] | None = None) -> str:
@@ -65,6 +71,7 @@ with DAG(
             params["scene"], session, fail=params["fail_render"], seconds=params.get("render_seconds", 0)
         )
 
+    # [START howto_stop_session]
     # session_id=create.output also tells the stop which create task's records to read (every try).
     stop = RemoteRenderingStopSessionOperator(task_id="stop", session_id=create.output)
 
@@ -73,3 +80,4 @@ with DAG(
     create >> wait_ready >> [extend, rendered] >> stop
     stop.as_teardown(setups=create)
     stop.trigger_rule = TriggerRule.ALL_DONE  # run even if every create try failed
+    # [END howto_stop_session]

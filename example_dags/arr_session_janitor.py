@@ -35,8 +35,10 @@ with DAG(
     tags=["example", "azure-remote-rendering"],
     doc_md=__doc__,
 ) as dag:
+    # [START howto_session_janitor]
     RemoteRenderingSessionJanitorOperator(
         task_id="stop_orphaned_sessions",
         arr_conn_ids="{{ params.arr_conn_ids }}",
         dry_run="{{ params.dry_run }}",
     )
+    # [END howto_session_janitor]

@@ -19,6 +19,12 @@ PROJECT = Path(__file__).resolve().parents[1] / "docs" / "examples" / "project"
 USER_DAG = (PROJECT / "dags" / "my_render.py").read_text()
 USER_CONFTEST = (PROJECT / "conftest.py").read_text()
 USER_TEST = (PROJECT / "test_my_render.py").read_text()
+#: What this module runs of docs/examples (tests/docs/test_docs_site.py checks that each file is run).
+EXAMPLES = [
+    "docs/examples/project/conftest.py",
+    "docs/examples/project/dags/my_render.py",
+    "docs/examples/project/test_my_render.py",
+]
 
 
 def test_the_plugin_is_registered_through_pytest11():
