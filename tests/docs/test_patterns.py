@@ -33,8 +33,9 @@ DAGS = REPO / "docs" / "examples" / "project" / "dags"
 GOOD = ["atrium/atrium.fbx", "engine/engine.glb", "city/city.gltf"]
 #: The service converts no .obj file: that model's conversion ends Failed (the emulator does the same).
 BAD = ["atrium/atrium.fbx", "engine/engine.obj", "city/city.gltf"]
-#: One currency unit per second, so that the cost is the billed seconds (a real price is per hour).
-PRICES = {"standard": 3600.0}
+#: One currency unit per second, so that the cost is the billed seconds (a real price is per hour); the
+#: size as the UI writes it (sessions report "standard": sizes are matched without regard to case).
+PRICES = {"Standard": 3600.0}
 GROUP_TASKS = ("convert", "preload", "create", "wait_ready", "render", "stop")
 
 
@@ -141,7 +142,7 @@ def test_the_run_total_is_the_sum_of_the_stops_billed_times(nightly, models, api
     seconds = [b["billed_seconds"] for b in billed.values()]
     assert total["sessions"] == len(sessions) == len(billed)
     assert total["billed_seconds"] == pytest.approx(sum(seconds), abs=0.05)
-    assert total["cost"] == pytest.approx(sum(seconds) * PRICES["standard"] / 3600, abs=0.01 * len(seconds))
+    assert total["cost"] == pytest.approx(sum(seconds) * PRICES["Standard"] / 3600, abs=0.01 * len(seconds))
     assert f"{total['sessions']} sessions billed {total['billed']}, cost {total['cost']}" in log
     # Each stop's figure agrees with the emulator: Ready (as a task first saw it) -> stopped.
     by_id = {s.session_id: s for s in sessions}

@@ -100,8 +100,8 @@ with DAG(
         cost: float | None = 0.0
         for b in billed:  # price_per_hour of the session's connection, e.g. {"standard": 2.5}
             prices = Connection.get(b["arr_conn_id"]).extra_dejson.get("price_per_hour") or {}
-            prices = json.loads(prices) if isinstance(prices, str) else prices
-            price = prices.get(b.get("size", "standard"))
+            prices = json.loads(prices) if isinstance(prices, str) else prices  # JSON text in a URI
+            price = {size.lower(): p for size, p in prices.items()}.get(b.get("size", "standard"))
             cost = None if cost is None or price is None else cost + b["billed_seconds"] / 3600 * price
         total = {
             "sessions": len(billed),
