@@ -14,7 +14,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy airflow_provider_arr example_dags
+	$(BIN)/mypy airflow_provider_arr example_dags docs/examples/project/dags
 	$(BIN)/python -m pytest -q
 
 ## e2e: the provider on a real Airflow deployment (PostgreSQL, separate components, Local and Celery
@@ -57,7 +57,7 @@ docs: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy airflow_provider_arr example_dags
+	$(BIN)/mypy airflow_provider_arr example_dags docs/examples/project/dags
 
 venv: $(STAMP)
 

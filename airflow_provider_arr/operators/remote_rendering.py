@@ -1,7 +1,7 @@
 """Operators that create, extend and stop Azure Remote Rendering sessions.
 
-A session is a billed cloud VM: it costs money from creation until it stops. So the create operator
-records every session it is about to start in a durable ownership record (see
+A session is a billed cloud VM: it is billed from ``Ready`` until it stops or its lease expires. So the
+create operator records every session it is about to start in a durable ownership record (see
 :mod:`airflow_provider_arr.ownership`) before the create call is sent, reconnects to its own session on
 a retry or a cleared re-run instead of starting a second, and stops the session it created whenever its
 own wait for Ready fails, times out or is killed. The stop operator is idempotent and, as a teardown,
