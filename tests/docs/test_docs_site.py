@@ -134,3 +134,10 @@ def test_the_readmes_links_into_the_site_exist():
     assert targets, "the README links into the site"
     for target in targets:
         assert (REPO / target).exists(), target
+
+
+def test_the_readmes_example_is_the_file_the_suite_runs():
+    """The README is read on GitHub, where includes do not work: its one example is a verbatim copy."""
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", readme, flags=re.MULTILINE | re.DOTALL)
+    assert blocks == [(EXAMPLES_DIR / "project" / "dags" / "my_render.py").read_text()]
