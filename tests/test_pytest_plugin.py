@@ -29,7 +29,7 @@ EXAMPLES = [
     "docs/examples/project/test_my_conversion.py",
 ]
 #: Tests in the example files above.
-EXAMPLE_TESTS = 4
+EXAMPLE_TESTS = 5
 
 
 def test_the_plugin_is_registered_through_pytest11():
