@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command line parser."""
     parser = argparse.ArgumentParser(
         prog="arr-emulator",
-        description="Local emulator of the Azure Remote Rendering session API (v1 and 2021-01-01) "
-        "and its token service.",
+        description="Local emulator of the Azure Remote Rendering session and conversion APIs (v1 and "
+        "2021-01-01) and its token service. Reference: docs/emulator.md.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument(
