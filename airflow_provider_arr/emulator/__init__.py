@@ -21,9 +21,10 @@ Faults, for reliability tests (``EmulatorState``; ``--fault`` and ``--chaos-rate
 line): canned answers with any status, late answers, connections reset before or after the call is
 processed, answers cut short or garbled (``add_fault``); sessions that fail to start, start slowly,
 expire early or are stopped by someone else (``fail_next_start``, ``slow_next_start``,
-``expire_session``, ``stop_session_externally``); and a seeded chaos mode that draws such faults at
-random (``enable_chaos``). ``faults_injected`` counts them and ``issued_tokens()`` lists every token
-the STS issued, for tests that scan for leaked secrets.
+``expire_session``, ``stop_session_externally``); conversions that fail (``fail_conversions`` by input
+path, ``--fail-conversion`` on the command line; ``fail_next_conversion``); and a seeded chaos mode
+that draws such faults at random (``enable_chaos``). ``faults_injected`` counts them and
+``issued_tokens()`` lists every token the STS issued, for tests that scan for leaked secrets.
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command line parser."""
     parser = argparse.ArgumentParser(
         prog="arr-emulator",
-        description="Local emulator of the Azure Remote Rendering session API (v1 and 2021-01-01) "
-        "and its token service.",
+        description="Local emulator of the Azure Remote Rendering session and conversion APIs (v1 and "
+        "2021-01-01) and its token service. Reference: docs/emulator.md.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument(
@@ -86,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
         "HTTP STATUS instead of being processed, as the service "
         "answers it (error body, Retry-After on 429); STATUS may also be drop_before, drop_after, "
         "truncate or garble (see EmulatorState.add_fault). Repeatable.",
+    )
+    parser.add_argument(
+        "--fail-conversion",
+        action="append",
+        default=[],
+        type=parse_fail_conversion,
+        metavar="GLOB[:MESSAGE]",
+        help="every conversion whose input asset path (relativeInputAssetPath, e.g. broken/chair.fbx) "
+        "matches the shell-style GLOB ends Failed with MESSAGE (default: a generic read error) after its "
+        "conversion delay; others are unaffected, whatever order they come in "
+        "(see EmulatorState.fail_conversions). Repeatable.",
     )
     parser.add_argument(
         "--chaos-rate",
@@ -165,6 +176,19 @@ def parse_fault(text: str) -> dict[str, Any]:
             raise argparse.ArgumentTypeError(f"{text!r}: COUNT must be a whole number of at least 1")
         arguments["count"] = int(parts[2])
     return arguments
+
+
+def parse_fail_conversion(text: str) -> tuple[str, str | None]:
+    """Parse a ``--fail-conversion`` value, ``GLOB[:MESSAGE]``, into ``fail_conversions`` arguments.
+
+    :param text: e.g. ``broken/*`` or ``*.ply:Point clouds are not licensed`` (the message may hold colons).
+    :return: the glob, and the message (``None``: the default one).
+    :raises argparse.ArgumentTypeError: if the glob is empty.
+    """
+    pattern, _, message = text.partition(":")
+    if not pattern:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected GLOB[:MESSAGE] with a non-empty GLOB")
+    return pattern, message or None
 
 
 def parse_foreign_item(text: str) -> dict[str, Any]:
@@ -248,8 +272,8 @@ def banner(url: str, state: EmulatorState, certfile: str | None = None) -> str:
             f"Azure Remote Rendering emulator listening on {url} (STS on the same port)",
             f"  account id:  {state.account_id}",
             f"  account key: {state.account_key}",
-            f"  start delay: {state.start_delay:g} s, token lifetime: {state.token_lifetime:g} s,"
-            f" region: {state.region}",
+            f"  start delay: {state.start_delay:g} s, conversion delay: {state.conversion_delay:g} s,"
+            f" token lifetime: {state.token_lifetime:g} s, region: {state.region}",
             "  emulator-only introspection: GET /_emulator/sessions, /_emulator/conversions,"
             " /_emulator/counts, /_emulator/faults",
             *_fault_lines(state),
@@ -284,10 +308,16 @@ def _entra_lines(url: str, state: EmulatorState) -> list[str]:
 
 
 def _fault_lines(state: EmulatorState) -> list[str]:
+    """The faults in force at start: scripted calls, failing conversions, chaos."""
+    lines = []
+    for fault in state.scripted_faults():
+        lines.append(f"  fault: the next {fault.remaining} {fault.operation} call(s) get {fault.kind}")
+    for pattern, message in state.failing_conversions():
+        lines.append(f"  failing conversions: input {pattern!r} ends Failed: {message}")
     chaos = state.chaos
-    if chaos is None:
-        return []
-    return [f"  chaos: {chaos.rate:.0%} of calls and of new sessions get a random fault"]
+    if chaos is not None:
+        lines.append(f"  chaos: {chaos.rate:.0%} of calls and of new sessions get a random fault")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -298,8 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.start_delay < 0 or args.token_lifetime <= 0 or args.page_size < 1:
-        parser.error("--start-delay must be >= 0, --token-lifetime > 0 and --page-size >= 1")
+    if args.start_delay < 0 or args.conversion_delay < 0 or args.token_lifetime <= 0 or args.page_size < 1:
+        parser.error(
+            "--start-delay and --conversion-delay must be >= 0, --token-lifetime > 0 and --page-size >= 1"
+        )
     if args.keyfile and not args.certfile:
         parser.error("--keyfile needs --certfile")
     if not 0 <= args.chaos_rate <= 1:
@@ -309,13 +341,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"no such file: {path}")
     state = EmulatorState(
         start_delay=args.start_delay,
+        conversion_delay=args.conversion_delay,
+        fail_conversions=dict(args.fail_conversion),
         token_lifetime=args.token_lifetime,
         region=args.region,
         account_id=args.account_id,
         account_key=args.account_key,
         page_size=args.page_size,
     )
-    state.conversion_delay = max(args.conversion_delay, 0.0)
     for fault in args.fault:
         state.add_fault(**fault)
     for foreign in args.foreign_item:

@@ -2,7 +2,8 @@
 
 A conversion is ``NotStarted`` for the first fifth of ``conversion_delay`` seconds, ``Running`` until the
 delay is over, then ``Succeeded`` with an output asset URI, or ``Failed`` when its input is not a
-supported model or a failure was scripted (:meth:`ConversionStore.fail_next_conversion`). Like the
+supported model or a failure was scripted (:meth:`ConversionStore.fail_next_conversion` for the next
+one, :meth:`ConversionStore.fail_conversions` for every one whose input path matches a glob). Like the
 sessions, transitions are computed lazily from the state's clock. :class:`ConversionStore` is a part of
 :class:`~airflow_provider_arr.emulator.state.EmulatorState` (which creates ``_lock``, ``clock`` and
 ``wall_clock`` and calls :meth:`ConversionStore._init_conversions`). Nothing here knows a wire format.
@@ -10,6 +11,7 @@ sessions, transitions are computed lazily from the state's clock. :class:`Conver
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import threading
 import uuid
@@ -163,16 +165,50 @@ class ConversionStore:
     wall_clock: Callable[[], float]
     _faults_injected: Any
 
-    def _init_conversions(self) -> None:
+    def _init_conversions(
+        self, conversion_delay: float, fail_conversions: Mapping[str, str | None] | None = None
+    ) -> None:
+        if conversion_delay < 0:
+            raise ValueError("conversion_delay must not be negative")
         #: Seconds a new conversion takes (read when it is created); a test may change it.
-        self.conversion_delay = DEFAULT_CONVERSION_DELAY
+        self.conversion_delay = float(conversion_delay)
         self._conversions: dict[tuple[str, str], _LiveConversion] = {}
         self._pending_conversion_failures: deque[str] = deque()
+        self._failing_inputs: list[tuple[str, str]] = []
+        for pattern, message in (fail_conversions or {}).items():
+            self.fail_conversions(pattern, message or DEFAULT_CONVERSION_FAILURE)
+
+    def fail_conversions(self, pattern: str, message: str = DEFAULT_CONVERSION_FAILURE) -> None:
+        """Make every conversion created from now on whose input path matches ``pattern`` end ``Failed``.
+
+        Unlike :meth:`fail_next_conversion`, which conversion fails does not depend on the order in which
+        concurrent tasks create theirs. The conversion runs its ``conversion_delay`` first, as one that
+        succeeds would. The rule stays until :meth:`reset`; the first matching rule gives the message.
+
+        :param pattern: a shell-style glob (:func:`fnmatch.fnmatchcase`: case sensitive, ``*`` also
+            matches ``/``) matched against the input asset's path as the client sent it
+            (``relativeInputAssetPath``, below any blob prefix), e.g. ``broken/*`` or ``*.ply``.
+        :param message: the ``error.message`` the conversion reports (its ``error.code`` is
+            ``ConversionFailed``).
+        :raises ValueError: for an empty pattern or message.
+        """
+        if not pattern or not message:
+            raise ValueError("pattern and message must not be empty")
+        with self._lock:
+            self._failing_inputs.append((pattern, message))
+
+    def failing_conversions(self) -> list[tuple[str, str]]:
+        """The rules of :meth:`fail_conversions` in force, as ``(pattern, message)`` pairs, oldest first."""
+        with self._lock:
+            return list(self._failing_inputs)
 
     def fail_next_conversion(self, message: str = DEFAULT_CONVERSION_FAILURE) -> None:
         """Make the next created conversion end ``Failed`` with ``message`` when its time is over.
 
-        :param message: the ``error.message`` it reports.
+        A conversion that a :meth:`fail_conversions` rule matches fails by that rule and leaves this
+        failure for the next one.
+
+        :param message: the ``error.message`` it reports (its ``error.code`` is ``ConversionFailed``).
         """
         with self._lock:
             self._pending_conversion_failures.append(message)
@@ -214,7 +250,13 @@ class ConversionStore:
                     f"The input asset {asset!r} has an unsupported format {suffix}; supported: "
                     f"{', '.join(SUPPORTED_INPUTS)}.",
                 )
-            if self._pending_conversion_failures:
+            matched = [
+                message for pattern, message in self._failing_inputs if fnmatch.fnmatchcase(asset, pattern)
+            ]
+            if matched:
+                failure = ("ConversionFailed", matched[0])
+                self._faults_injected["fail_conversion"] += 1
+            elif self._pending_conversion_failures:
                 failure = ("ConversionFailed", self._pending_conversion_failures.popleft())
                 self._faults_injected["fail_conversion"] += 1
             record = ConversionRecord(
@@ -272,9 +314,10 @@ class ConversionStore:
             return [live.snapshot(now) for live in self._conversions.values()]
 
     def _clear_conversions(self) -> None:
-        """Forget conversions and scripted conversion failures; the caller holds the lock."""
+        """Forget conversions and scripted failures (next and by glob); the caller holds the lock."""
         self._conversions.clear()
         self._pending_conversion_failures.clear()
+        self._failing_inputs.clear()
 
 
 def introspection_record(record: ConversionRecord) -> Mapping[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from airflow_provider_arr.emulator.counters import RequestCounters
@@ -200,6 +200,11 @@ class FaultInjection(RequestCounters):
             body = '{"garbled'
         with self._lock:
             self._faults.append(Fault(operation, status, body, dict(headers or {}), count, delay, action))
+
+    def scripted_faults(self) -> list[Fault]:
+        """Copies of the scripted faults not yet used up, in the order they apply."""
+        with self._lock:
+            return [replace(fault) for fault in self._faults]
 
     def clear_faults(self) -> None:
         """Drop every scripted fault not yet used (chaos mode stays as it is)."""

@@ -45,7 +45,9 @@ class EmulatorProcess(ConnectionForms):
     :param options: more command line options, e.g. ``"--fault", "create:503"`` or
         ``"--certfile", path`` (not ``--port``: it is always a free one).
     :param start_delay: seconds a new session stays Starting (``--start-delay``); the command line's
-        default if ``None``.
+        default (5 s) if ``None``.
+    :param conversion_delay: seconds a new conversion takes (``--conversion-delay``); the command line's
+        default (5 s) if ``None``.
     :param env: the child's environment; this process's, if ``None``.
     :param cwd: the child's working directory.
     :param log_path: a file that receives everything the child prints, stdout and stderr (overwritten).
@@ -59,6 +61,7 @@ class EmulatorProcess(ConnectionForms):
         self,
         *options: str,
         start_delay: float | None = None,
+        conversion_delay: float | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         log_path: str | os.PathLike[str] | None = None,
@@ -71,6 +74,8 @@ class EmulatorProcess(ConnectionForms):
         self.command = [sys.executable, "-m", "airflow_provider_arr.emulator", "--port", "0"]
         if start_delay is not None:
             self.command += ["--start-delay", str(start_delay)]
+        if conversion_delay is not None:
+            self.command += ["--conversion-delay", str(conversion_delay)]
         self.command += list(options)
         self.child_env = dict(os.environ if env is None else env)
         self.child_env.setdefault("PYTHONUNBUFFERED", "1")

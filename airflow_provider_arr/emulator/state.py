@@ -1,15 +1,12 @@
 """The emulated service's state: accounts, tokens, sessions and their life cycle, faults, counters.
 
-Pure Python and thread-safe (the HTTP server runs in another thread than the test that inspects it).
-Nothing here knows a wire format: the v1 and the 2021-01-01 routes translate requests into these calls
-and the exceptions of :mod:`~airflow_provider_arr.emulator.errors` into status codes. Session
-transitions are computed lazily from timestamps of the injectable ``clock`` on every read
-(:mod:`~airflow_provider_arr.emulator.records`), so no background thread is needed and a test can move
-time forward instead of sleeping. :class:`EmulatorState` is one object behind one lock; its accounts
-and tokens (:mod:`~airflow_provider_arr.emulator.accounts`), fault injection
-(:mod:`~airflow_provider_arr.emulator.faults`), counters (:mod:`~airflow_provider_arr.emulator.counters`),
-conversions (:mod:`~airflow_provider_arr.emulator.conversions`) and odd answers (foreign list items,
-looping next links: :mod:`~airflow_provider_arr.emulator.oddities`) are written in modules of their own.
+Pure Python and thread-safe (the server runs in another thread than the test that inspects it). The
+routes of both dialects translate requests into these calls, and the exceptions of
+:mod:`~airflow_provider_arr.emulator.errors` into status codes. Transitions are computed lazily from the
+injectable ``clock`` on every read (:mod:`~airflow_provider_arr.emulator.records`): no background
+thread, and a test can move time forward instead of sleeping. Accounts and tokens, fault injection,
+counters, conversions and odd answers (foreign list items, looping next links) are written in modules
+of their own (``accounts``, ``faults``, ``counters``, ``conversions``, ``oddities``).
 """
 
 from __future__ import annotations
@@ -17,11 +14,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 
 from airflow_provider_arr.emulator.accounts import AccountsAndTokens
-from airflow_provider_arr.emulator.conversions import ConversionStore
+from airflow_provider_arr.emulator.conversions import DEFAULT_CONVERSION_DELAY, ConversionStore
 from airflow_provider_arr.emulator.errors import (
     AuthenticationError,
     EmulatorError,
@@ -97,6 +94,9 @@ class EmulatorState(AccountsAndTokens, FaultInjection, ConversionStore, AnswerOd
     """Everything the emulated service remembers, behind one lock.
 
     :param start_delay: seconds a new session stays ``Starting`` before it is ``Ready``.
+    :param conversion_delay: seconds a new conversion takes (``NotStarted`` for the first fifth).
+    :param fail_conversions: ``{glob: message}``: conversions whose input path matches end ``Failed``
+        (see :meth:`fail_conversions`; a message of ``None`` is the default one).
     :param token_lifetime: seconds an STS token is valid.
     :param region: the region written into session hostnames.
     :param clock: monotonic seconds driving the session life cycle; inject a fake one in tests.
@@ -104,15 +104,18 @@ class EmulatorState(AccountsAndTokens, FaultInjection, ConversionStore, AnswerOd
     :param account_id: id of the account that exists from the start.
     :param account_key: key of that account.
     :param page_size: the most sessions one page of the 2021-01-01 list call holds.
+    :raises ValueError: for a negative delay, a page size under 1, or an empty glob or message.
 
-    ``start_delay`` (read when a session is created), ``clock``, ``wall_clock`` and ``page_size`` are
-    plain attributes that a test may change while the emulator runs.
+    ``start_delay``, ``conversion_delay`` (read at each create), ``clock``, ``wall_clock`` and
+    ``page_size`` are plain attributes that a test may change while the emulator runs.
     """
 
     def __init__(
         self,
         *,
         start_delay: float = 5.0,
+        conversion_delay: float = DEFAULT_CONVERSION_DELAY,
+        fail_conversions: Mapping[str, str | None] | None = None,
         token_lifetime: float = 86_400,
         region: str = "westus2",
         clock: Callable[[], float] = time.monotonic,
@@ -121,10 +124,8 @@ class EmulatorState(AccountsAndTokens, FaultInjection, ConversionStore, AnswerOd
         account_key: str = DEFAULT_ACCOUNT_KEY,
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
-        if start_delay < 0:
-            raise ValueError("start_delay must not be negative")
-        if page_size < 1:
-            raise ValueError("page_size must be at least 1")
+        if start_delay < 0 or page_size < 1:
+            raise ValueError(f"start_delay must be >= 0 and page_size >= 1, got {start_delay}, {page_size}")
         self.start_delay = start_delay
         self.region = region
         self.clock = clock
@@ -135,7 +136,7 @@ class EmulatorState(AccountsAndTokens, FaultInjection, ConversionStore, AnswerOd
         self._sessions: dict[str, LiveSession] = {}
         self._init_counters()
         self._init_faults()
-        self._init_conversions()
+        self._init_conversions(conversion_delay, fail_conversions)
         self._init_oddities()
         self.account_id, self.account_key = self.add_account(account_id, account_key)
 
@@ -325,8 +326,7 @@ class EmulatorState(AccountsAndTokens, FaultInjection, ConversionStore, AnswerOd
             return session.snapshot(now)
 
     def _find(self, session_id: str, account_id: str | None, now: float) -> LiveSession:
-        # Session ids are matched exactly; a dialect canonicalizes GUIDs before calling.
-        session = self._sessions.get(session_id)
+        session = self._sessions.get(session_id)  # exactly: a dialect canonicalizes GUIDs before calling
         if session is None or (account_id is not None and session.account_id != normalize_id(account_id)):
             raise SessionNotFoundError(f"No session with id {session_id!r} exists.")
         session.advance(now)

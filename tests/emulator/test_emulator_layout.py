@@ -89,6 +89,7 @@ STATE_API = [
     "expire_session",
     "stop_session_externally",
     "add_fault",
+    "scripted_faults",
     "clear_faults",
     "enable_chaos",
     "disable_chaos",
@@ -101,6 +102,11 @@ STATE_API = [
     "sessions",
     "active_sessions",
     "reset",
+    # Conversions: what docs/emulator.md and the failed-conversion recipe tell users' tests to call.
+    "conversions",
+    "fail_next_conversion",
+    "fail_conversions",
+    "failing_conversions",
     # Entra ID (issue 19): what the README tells users' tests to call.
     "add_principal",
     "add_managed_identity",
