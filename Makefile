@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 ## e2e: the provider on a real Airflow deployment (PostgreSQL, separate components, Local and Celery
-## executors). Installs PostgreSQL and Redis with apt-get when missing, so run it as root. See README.
+## executors). Installs PostgreSQL and Redis with apt-get when missing, so run it as root. See docs/development.md.
 e2e: $(STAMP)
 	bash scripts/e2e.sh
 

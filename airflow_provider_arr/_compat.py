@@ -1,6 +1,6 @@
 """Every name whose place depends on the Airflow release, in one module (issue 21).
 
-The provider supports Airflow 3.1 and later (README, "Supported versions"). A name is taken from its
+The provider supports Airflow 3.1 and later (docs/versions.md). A name is taken from its
 newest public place first and, on a release that does not have it there yet, from the older public
 place it had; nothing else in the package imports these names from Airflow. A feature that needs a
 newer release than the one running says so when it is used (:func:`needs_newer_airflow`), never at

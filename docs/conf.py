@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-# autodoc imports the provider, which imports Airflow: give it a throwaway home, not ~/airflow.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="arr-docs-airflow-home-"))
+# autodoc imports the provider, which imports Airflow: give it a home in the build folder, not ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", str(ROOT / "docs" / "_build" / "airflow-home"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 project = "airflow-provider-arr"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make e2e: the provider on a real Airflow deployment (README, "Testing on a real Airflow deployment").
+# make e2e: the provider on a real Airflow deployment (docs/development.md, "Testing on a real Airflow deployment").
 #
 # 1. Installs what the deployment needs and the machine may lack: PostgreSQL (the metadata database)
 #    and Redis (the Celery broker) with apt-get - this needs root -, and the Python drivers

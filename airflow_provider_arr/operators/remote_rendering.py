@@ -339,7 +339,8 @@ class RemoteRenderingStopSessionOperator(RemoteRenderingBaseOperator):
     (HTTP 404), counts as stopped. As the teardown of a create task (``session_id=create.output``, or
     ``create_task_id="create"``), it also stops **every session the create task instance recorded**, in
     all its tries, including one whose create never returned: so it is useful even when the create
-    failed (give the teardown ``trigger_rule="all_done"`` so that it runs then, see the README).
+    failed (give the teardown ``trigger_rule="all_done"`` so that it runs then; docs:
+    failure-and-recovery.md).
     It retries 3 times by default (a teardown that gives up leaves a billed VM to the janitor).
 
     Returns the final status of ``session_id``: ``"Stopped"`` after a stop, the session's status if it

@@ -3,11 +3,11 @@
 Each benchmark is a script of its own, run in a fresh interpreter one after the other so that they
 do not compete for the CPU; only the life-cycle count, which mostly sleeps for a minute, runs in the
 background during the hook and import benchmarks (it counts calls, which CPU load does not change).
-Results accumulate in ``.bench/results.json``; ``report.py`` turns them into the README's tables and
-``docs/benchmarks.png``.
+Results accumulate in ``.bench/results.json``; ``report.py`` turns them into the tables of
+``docs/performance.md`` and ``docs/benchmarks.png``.
 
 Run: ``python tests/benchmarks/run.py [--quick]`` with the benchmark venv's Python
-(``--quick``: fewer rounds and sizes, to try the scripts out; not for the README).
+(``--quick``: fewer rounds and sizes, to try the scripts out; not for the docs).
 """
 
 from __future__ import annotations

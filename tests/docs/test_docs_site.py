@@ -42,10 +42,19 @@ def listed_examples() -> dict[str, str]:
     """File -> the test module whose module-level ``EXAMPLES`` list names it (read, not imported)."""
     listed: dict[str, str] = {}
     for module in [*REPO.glob("tests/docs/test_*.py"), REPO / "tests" / "test_pytest_plugin.py"]:
+        strings: dict[str, str] = {}  # module-level NAME = "a string", which EXAMPLES may name
         for node in ast.parse(module.read_text()).body:
-            targets = node.targets if isinstance(node, ast.Assign) else []
-            if any(isinstance(target, ast.Name) and target.id == "EXAMPLES" for target in targets):
-                for path in ast.literal_eval(node.value):
+            if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+                continue
+            (target,) = node.targets
+            if not isinstance(target, ast.Name):
+                continue
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                strings[target.id] = node.value.value
+            if target.id == "EXAMPLES":
+                assert isinstance(node.value, ast.List), f"{module.name}: EXAMPLES must be a list"
+                for item in node.value.elts:
+                    path = strings[item.id] if isinstance(item, ast.Name) else ast.literal_eval(item)
                     listed[path] = module.relative_to(REPO).as_posix()
     return listed
 

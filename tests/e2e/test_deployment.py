@@ -2,7 +2,7 @@
 and api-server processes, LocalExecutor (and CeleryExecutor with Redis), the emulator as the service.
 
 Everything goes through what a user has: the REST API (JWT from ``/auth/token``), the ``airflow`` CLI,
-and the emulator's record of the sessions. Run with ``make e2e`` (see the README).
+and the emulator's record of the sessions. Run with ``make e2e`` (see docs/development.md).
 """
 
 from __future__ import annotations

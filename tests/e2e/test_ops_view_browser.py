@@ -257,7 +257,7 @@ def test_airflows_test_icon_works_for_a_connection_stored_with_port_443(admin_ui
     stored one, and our form hides ``port``, so it is stored as null and sent as 0 (test_ui_browser.py).
     A connection saved with port 443 (``airflow connections add --conn-port 443``, a URI with ``:443``)
     passes; the hook never reads ``port``. provider info cannot give a standard field a default (only a
-    placeholder), so the form cannot make this the default: the README says how to store it.
+    placeholder), so the form cannot make this the default: docs/connection.md says how to store it.
     """
     connection = json.loads(deployed.emulator.connection)
     answer = deployed.airflow.api.post(

@@ -92,11 +92,11 @@ def test_the_connection_form_labels_describes_and_saves_our_fields(saved):
 
 
 def test_the_test_icon_is_refused_by_airflow_3_3_2_as_the_readme_says(ui, saved):
-    # Pinned upstream behaviour (README, "Test connection"): the list's Test icon sends port 0 (the
-    # UI's Number(null)) and the masked password; Airflow 3.3.2's test route compares that port with the
-    # stored null, finds them different, and refuses to test the stored credentials against "another
-    # endpoint" - for every connection without a port, whatever its type. Fixed upstream
-    # (apache/airflow#73298, not in 3.3.2); when this fails, the README's note can go.
+    # Pinned upstream behaviour (docs/connection.md, "Testing the connection"): the list's Test icon
+    # sends port 0 (the UI's Number(null)) and the masked password; Airflow 3.3.2's test route compares
+    # that port with the stored null, finds them different, and refuses to test the stored credentials
+    # against "another endpoint" - for every connection without a port, whatever its type. Fixed upstream
+    # (apache/airflow#73298, not in 3.3.2); when this fails, the docs' note can go.
     row = ui.connection_row(FORM_ID)
     with ui.page.expect_response(lambda r: r.url.endswith("/api/v2/connections/test")) as answer:
         row.get_by_role("button", name="Test Connection").click()
@@ -108,14 +108,14 @@ def test_the_test_icon_is_refused_by_airflow_3_3_2_as_the_readme_says(ui, saved)
     assert sent["password"] == "***"
     assert answer.value.status == 400, (
         f"Airflow now answers the Test icon with {answer.value.status} {answer.value.text()}: "
-        "update the README's Test connection note and this test"
+        "update the Test connection note in docs/connection.md and this test"
     )
     assert "differs from the stored connection" in answer.value.json()["detail"]
     assert any("Test Connection Failed" in toast and "Bad Request" in toast for toast in toasts), toasts
 
 
 def test_the_workaround_tests_the_saved_connection(deployed, saved):
-    # The README's alternatives: POST /connections/test with the id and type only (no host or port in
+    # The docs' alternatives: POST /connections/test with the id and type only (no host or port in
     # the body, so Airflow tests the stored connection), and `airflow connections test`.
     answer = deployed.airflow.api.post(
         "/connections/test", json={"connection_id": FORM_ID, "conn_type": "azure_remote_rendering"}

@@ -1,8 +1,8 @@
-"""Upstream behaviour the README documents: why the connection list's Test icon is refused (issue 14).
+"""Upstream behaviour docs/connection.md documents: why the connection list's Test icon is refused (issue 14).
 
 The browser test of ``make e2e`` presses the icon; this pins the server half where ``make test`` runs,
 so that an Airflow upgrade that changes it fails here too. When it fails: check the Test icon on the e2e
-deployment (``tests/e2e/test_ui_browser.py``) and update the README's note in "The connection".
+deployment (``tests/e2e/test_ui_browser.py``) and update docs/connection.md, "Testing the connection".
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from airflow_provider_arr.sensors.remote_rendering import RemoteRenderingSession
 with DAG("my_render", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
     create = RemoteRenderingCreateSessionOperator(task_id="create", max_lease_time="1:00:00")
     ready = RemoteRenderingSessionReadySensor(
-        task_id="ready", session_id=create.output, poke_interval=0.2, deferrable=True
+        task_id="ready", session_id=create.output, poke_interval=5, deferrable=True
     )
     stop = RemoteRenderingStopSessionOperator(task_id="stop", session_id=create.output)
     create >> ready >> stop
