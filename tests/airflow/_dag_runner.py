@@ -5,7 +5,7 @@ process, and importing it costs seconds, so one child process with a throwaway h
 run of the module: it reads one JSON request per line on stdin and prints ``RESULT <json>`` on stdout.
 The emulator keeps running in the pytest process, which checks what each run did to the sessions.
 
-Requests: ``{"command": "import-check"}`` or
+Requests: ``{"command": "import-check"}`` (optionally with ``"dag_folder"``) or
 ``{"command": "run", "dag_id": ..., "conf": {...}, "deferrable": bool, "output_dir": path}``, with
 optional ``"env": {...}`` (set before the run), ``"task_overrides": {task_id: {attribute: value}}``
 (set on the tasks after the deferrable switch, e.g. a sensor's ``timeout``) and ``"inspect": true``
@@ -39,12 +39,12 @@ def dag_bag_class() -> Any:
     return DagBag
 
 
-def import_check() -> dict[str, Any]:
+def import_check(dag_folder: str | None = None) -> dict[str, Any]:
     DagBag = dag_bag_class()
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
+        bag = DagBag(dag_folder=dag_folder or str(EXAMPLE_DAGS))
     return {
         "dag_ids": sorted(bag.dag_ids),
         "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
@@ -146,7 +146,7 @@ def main() -> None:
         request = json.loads(line)
         try:
             if request["command"] == "import-check":
-                result = import_check()
+                result = import_check(request.get("dag_folder"))
             else:
                 result = run(
                     request["dag_id"],

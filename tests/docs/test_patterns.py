@@ -46,9 +46,18 @@ def emulator() -> Iterator[ArrEmulator]:
 
 
 @pytest.fixture(scope="module")
-def nightly(emulator: ArrEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
-    """Run ``nightly_models`` once per (models, dialect) for the whole module: a run takes ~12 s."""
+def runner(emulator: ArrEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One DAG runner child for the module, its DAGs folder the docs' example project's."""
     runner = start_runner(emulator, tmp_path_factory.mktemp("airflow-home"), DAGS)
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope="module")
+def nightly(
+    emulator: ArrEmulator, runner: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Any]:
+    """Run ``nightly_models`` once per (models, dialect) for the whole module: a run takes ~12 s."""
     done: dict[tuple[tuple[str, ...], str], tuple[dict[str, Any], list[Any], str]] = {}
 
     def run(models: list[str], api_version: str) -> tuple[dict[str, Any], list[Any], str]:
@@ -71,8 +80,7 @@ def nightly(emulator: ArrEmulator, tmp_path_factory: pytest.TempPathFactory) -> 
             done[key] = (result, emulator.state.sessions(), runner.tail(400))
         return done[key]
 
-    yield run
-    runner.close()
+    return run
 
 
 def groups(result: dict[str, Any]) -> dict[int, dict[str, str]]:
@@ -160,3 +168,14 @@ def test_the_run_total_is_the_sum_of_the_stops_billed_times(nightly, models, api
         # Seen Ready within a poll (0.1 s) of the emulator's Ready, or when dag.test, which runs one task
         # at a time, first got to the sensor: a few seconds at most here.
         assert b["billed_seconds"] >= record.ended_at - record.ready_at - 5
+
+
+def test_every_dag_of_the_docs_imports_without_errors_or_warnings(runner: Any):
+    """What a user copies from the site parses cleanly: no import error, and no warning (a deprecated
+    Airflow 2 import such as ``airflow.decorators`` or ``airflow.utils.task_group`` warns in Airflow 3)."""
+    result = runner.request(command="import-check", dag_folder=str(DAGS))
+
+    assert result["dag_ids"] == sorted(path.stem for path in DAGS.glob("[!_]*.py"))
+    assert result["import_errors"] == {}
+    assert result["dag_warnings"] == []
+    assert result["warnings"] == []
