@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="arr-emulator",
         description="Local emulator of the Azure Remote Rendering session and conversion APIs (v1 and "
-        "2021-01-01) and its token service. Reference: docs/emulator.md.",
+        '2021-01-01) and its token service. Reference: the documentation\'s page "The emulator".',
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument(

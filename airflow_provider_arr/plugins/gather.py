@@ -199,12 +199,14 @@ def run_view(access: Access, links: Links, dag_id: str, run_id: str) -> dict[str
     prices_of = _prices({entry["arr_conn_id"] for entry in rows.values() if entry["arr_conn_id"]})
     from airflow_provider_arr.plugins.views import cost
 
+    costs = []
     for entry in rows.values():
         prices = prices_of.get(entry["arr_conn_id"] or "")
         entry["cost"] = cost(entry["billed_seconds"], entry["size"], prices)
+        exact = cost(entry["billed_seconds"], entry["size"], prices, digits=None)
+        costs += [] if exact is None else [exact]
     ordered = sorted(rows.values(), key=lambda e: (e["task"] or {}).get("map_index", -1))
     priced = any(entry["arr_conn_id"] in prices_of for entry in ordered)
-    costs = [entry["cost"] for entry in ordered if entry["cost"] is not None]
     owner = Owner(dag_id, run_id, "")
     return {
         "user": access.name,

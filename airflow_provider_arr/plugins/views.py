@@ -99,11 +99,18 @@ def records_for(records: Iterable[OwnershipRecord], conn_id: str, account_id: st
     return [r for r in records if r.arr_conn_id == conn_id or (r.account_id and r.account_id == account_id)]
 
 
-def cost(seconds: float | None, size: str | None, prices: Mapping[str, float] | None) -> float | None:
-    """``seconds`` of a session of ``size`` at the hourly price; ``None`` without a price for that size."""
+def cost(
+    seconds: float | None, size: str | None, prices: Mapping[str, float] | None, digits: int | None = 4
+) -> float | None:
+    """``seconds`` of a session of ``size`` at the hourly price; ``None`` without a price for that size.
+
+    Rounded to ``digits`` decimals for display; a total adds the unrounded costs (``digits=None``), so
+    that it is the total's cost, not a sum of rounding errors.
+    """
     if seconds is None or prices is None or size is None or size.lower() not in prices:
         return None
-    return round(seconds / 3600 * prices[size.lower()], 4)
+    value = seconds / 3600 * prices[size.lower()]
+    return value if digits is None else round(value, digits)
 
 
 @dataclass(frozen=True)
@@ -241,7 +248,8 @@ def account_section(
 ) -> dict[str, Any]:
     """One connection's section: its sessions, their billed time, and the total cost where priced."""
     priced = prices is not None
-    costs = [row["cost"] for row in rows if row["cost"] is not None]
+    exact = (cost(row["billed_seconds"], row["size"], prices, digits=None) for row in rows)
+    costs = [value for value in exact if value is not None]
     return {
         "conn_id": conn_id,
         "api_version": api_version,

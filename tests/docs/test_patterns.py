@@ -31,8 +31,10 @@ EXAMPLES = ["docs/examples/project/dags/nightly_models.py"]
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "docs" / "examples" / "project" / "dags"
 GOOD = ["atrium/atrium.fbx", "engine/engine.glb", "city/city.gltf"]
-#: The service converts no .obj file: that model's conversion ends Failed (the emulator does the same).
-BAD = ["atrium/atrium.fbx", "engine/engine.obj", "city/city.gltf"]
+#: The engine model's conversion reaches the service and ends Failed with this message (the emulator's
+#: --fail-conversion rule; an unsupported file would be refused by the operator before any call).
+BAD = "engine/*"
+FAILURE = "The model has no geometry."
 #: One currency unit per second, so that the cost is the billed seconds (a real price is per hour); the
 #: size as the UI writes it (sessions report "standard": sizes are matched without regard to case).
 PRICES = {"Standard": 3600.0}
@@ -60,16 +62,18 @@ def nightly(
     """Run ``nightly_models`` once per (models, dialect) for the whole module: a run takes ~12 s."""
     done: dict[tuple[tuple[str, ...], str], tuple[dict[str, Any], list[Any], str]] = {}
 
-    def run(models: list[str], api_version: str) -> tuple[dict[str, Any], list[Any], str]:
-        key = (tuple(models), api_version)
+    def run(failing: str | None, api_version: str) -> tuple[dict[str, Any], list[Any], str]:
+        key = (failing, api_version)
         if key not in done:
             emulator.state.reset()
             emulator.state.start_delay, emulator.state.conversion_delay = 0.3, 0.5
+            if failing:
+                emulator.state.fail_conversions(failing, FAILURE)
             started = time.monotonic()
             result = runner.request(
                 command="run",
                 dag_id="nightly_models",
-                conf={"models": models},
+                conf={"models": GOOD},
                 deferrable=True,
                 output_dir=str(tmp_path_factory.mktemp("renders")),
                 env=emulator.env(api_version=api_version, price_per_hour=PRICES, **FAST_RETRIES),
@@ -96,8 +100,9 @@ def xcoms(result: dict[str, Any], key: str) -> dict[tuple[str, int], Any]:
     return {(task_id, i): json.loads(value) for task_id, i, k, value in result["xcoms"] if k == key}
 
 
-def test_a_model_that_fails_to_convert_fails_only_its_own_group(nightly):
+def test_a_model_that_fails_to_convert_fails_only_its_own_group(nightly, emulator):
     result, sessions, log = nightly(BAD, "v1")
+    (failed,) = [c for c in emulator.state.conversions() if c.status == "Failed"]
 
     assert result["state"] == "failed", log  # the bad model fails the run...
     by_index = groups(result)
@@ -122,7 +127,11 @@ def test_a_model_that_fails_to_convert_fails_only_its_own_group(nightly):
     preloaded = sorted(model.rsplit("/", 1)[-1] for s in sessions for model in s.models)
     assert preloaded == ["atrium.arrAsset", "city.arrAsset"]
     # The UI names the task instances after their models (the group's map_index_template).
-    assert [result["map_names"][f"model.convert[{i}]"] for i in (0, 1, 2)] == BAD
+    assert [result["map_names"][f"model.convert[{i}]"] for i in (0, 1, 2)] == GOOD
+    # The conversion failed at the service, and the task says why, without retries.
+    assert failed.input.asset == "engine/engine.glb"
+    assert failed.error_message == FAILURE
+    assert f"ConversionFailed: {FAILURE}" in log
     # The error-level "XCom not found" line comes from the failed model's stop resolving create.output
     # (create never ran), just before it says there is nothing to stop: see docs/patterns.md.
     assert "XCom not found" in log
@@ -130,7 +139,7 @@ def test_a_model_that_fails_to_convert_fails_only_its_own_group(nightly):
 
 
 def test_every_model_renders_on_the_2021_dialect(nightly):
-    result, sessions, log = nightly(GOOD, "2021-01-01")
+    result, sessions, log = nightly(None, "2021-01-01")
 
     assert result["state"] == "success", log
     assert groups(result) == {i: dict.fromkeys(GROUP_TASKS, "success") for i in (0, 1, 2)}
@@ -140,12 +149,12 @@ def test_every_model_renders_on_the_2021_dialect(nightly):
     assert "XCom not found" not in log
 
 
-@pytest.mark.parametrize(("models", "api_version"), [(BAD, "v1"), (GOOD, "2021-01-01")], ids=["bad", "good"])
-def test_the_run_total_is_the_sum_of_the_stops_billed_times(nightly, models, api_version):
-    result, sessions, log = nightly(models, api_version)
+@pytest.mark.parametrize(("failing", "api_version"), [(BAD, "v1"), (None, "2021-01-01")], ids=["bad", "good"])
+def test_the_run_total_is_the_sum_of_the_stops_billed_times(nightly, failing, api_version):
+    result, sessions, log = nightly(failing, api_version)
 
     billed = xcoms(result, "billed_time")
-    assert sorted(i for _, i in billed) == ([0, 2] if models == BAD else [0, 1, 2])  # one per stopped session
+    assert sorted(i for _, i in billed) == ([0, 2] if failing else [0, 1, 2])  # one per stopped session
     total = xcoms(result, "return_value")[("billed_total", -1)]
     seconds = [b["billed_seconds"] for b in billed.values()]
     assert total["sessions"] == len(sessions) == len(billed)

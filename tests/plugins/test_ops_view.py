@@ -71,7 +71,9 @@ def test_the_account_view_gives_each_session_its_owner_the_janitors_verdict_and_
         "no task owns it",
     )
     assert section["priced"]
-    assert section["total_cost"] == pytest.approx(sum(r["cost"] for r in by_id.values()))
+    # The total prices the billed seconds themselves, not the sum of the rows' rounded costs.
+    exact = sum(r["billed_seconds"] / 3600 * section["prices"][r["size"].lower()] for r in by_id.values())
+    assert section["total_cost"] == pytest.approx(exact, abs=5.1e-5)  # only its own rounding to 4 decimals
     assert orphaned["cost"] == pytest.approx(orphaned["billed_seconds"] / 3600 * 10, abs=1e-3)
     assert all(row["actions"] for row in by_id.values())
     unpriced, same = rows(view, "arr_db")  # saved in the database, no price: no cost, never a made-up one

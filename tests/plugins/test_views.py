@@ -10,7 +10,14 @@ from airflow_provider_arr.models import ArrInputError, SessionProperties, Sessio
 from airflow_provider_arr.ownership import Owner, OwnershipRecord
 from airflow_provider_arr.ownership.assess import attribute
 from airflow_provider_arr.ownership.evidence import Verdict
-from airflow_provider_arr.plugins.views import Links, can_see, cost, parse_prices, session_view
+from airflow_provider_arr.plugins.views import (
+    Links,
+    account_section,
+    can_see,
+    cost,
+    parse_prices,
+    session_view,
+)
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 LINKS = Links("/airflow", "/arr")
@@ -104,3 +111,25 @@ def test_urls_lose_their_query_so_no_sas_is_shown():
         without_query(text) == "cannot read https://a.blob.core.windows.net/c/m.fbx, see https://b.example/x"
     )
     assert without_query(None) is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "count", "price", "total"),
+    [
+        (0.1, 10, 2.5, 0.0007),  # each row shows 0.0001; ten of them are 0.0007, not 0.001
+        (1.0, 3, 0.05, 0.0),  # each row shows 0.0; the total too
+        (7.3, 7, 3.0, 0.0426),  # rows of 0.0061 would add up to 0.0427
+        (3600.0, 2, 2.5, 5.0),
+    ],
+)
+def test_an_accounts_total_cost_prices_the_billed_seconds_not_the_rounded_rows(seconds, count, price, total):
+    prices = {"standard": price}
+    rows = [
+        {"billed_seconds": seconds, "size": "Standard", "cost": cost(seconds, "Standard", prices)}
+        for _ in range(count)
+    ]
+
+    section = account_section("arr_x", "v1", rows, prices)
+
+    assert section["total_cost"] == total
+    assert section["total_billed_seconds"] == round(seconds * count, 1)
