@@ -49,7 +49,7 @@ compat: $(STAMP)
 	bash scripts/compat.sh $(MINORS)
 
 ## docs: build the documentation site into docs/_build/html with Sphinx, every warning an error (a broken
-## internal link or anchor, a missing include, a docstring Sphinx cannot read). Offline. About 30 s.
+## internal link or anchor, a missing include, a docstring Sphinx cannot read). Offline. About 20 s.
 docs: $(STAMP)
 	rm -rf docs/_build
 	$(BIN)/sphinx-build --fail-on-warning --keep-going --quiet --builder html docs docs/_build/html

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, TriggerRule
 
 from airflow_provider_arr.operators.remote_rendering import (
     RemoteRenderingCreateSessionOperator,
@@ -18,3 +18,4 @@ with DAG("my_render", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
     stop = RemoteRenderingStopSessionOperator(task_id="stop", session_id=create.output)
     create >> ready >> stop
     stop.as_teardown(setups=create)
+    stop.trigger_rule = TriggerRule.ALL_DONE  # also when every create try failed: it may have started one
