@@ -250,11 +250,10 @@ class ConversionStore:
                     f"The input asset {asset!r} has an unsupported format {suffix}; supported: "
                     f"{', '.join(SUPPORTED_INPUTS)}.",
                 )
-            matched = [
-                message for pattern, message in self._failing_inputs if fnmatch.fnmatchcase(asset, pattern)
-            ]
-            if matched:
-                failure = ("ConversionFailed", matched[0])
+            rules = (message for glob, message in self._failing_inputs if fnmatch.fnmatchcase(asset, glob))
+            rule = next(rules, None)  # the first matching rule gives the message
+            if rule is not None:
+                failure = ("ConversionFailed", rule)
                 self._faults_injected["fail_conversion"] += 1
             elif self._pending_conversion_failures:
                 failure = ("ConversionFailed", self._pending_conversion_failures.popleft())

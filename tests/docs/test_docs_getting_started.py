@@ -12,14 +12,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.docs._shell import ProcessGroup
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "docs" / "examples" / "own_dag_cli_emulator.sh"
@@ -55,19 +55,12 @@ def test_the_five_lines_run_your_dag_against_the_command_line_emulator(tmp_path:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "ARR_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # arr-emulator, airflow
     script = f"set -e; source {RECIPE}; airflow dags test convert_then_wait"
-    log = tmp_path / "shell.log"
-    with log.open("w") as out:  # a file, not a pipe: the emulator in the background would hold a pipe open
-        shell = subprocess.Popen(
-            ["bash", "-c", script], cwd=tmp_path, env=env, stdout=out, stderr=out, start_new_session=True
-        )
-    try:
-        shell.wait(timeout=400)
-        output = log.read_text()
-        assert shell.returncode == 0, output[-6000:]
+    # Leaving the block ends the emulator the recipe left in the background, after it was asked.
+    with ProcessGroup(["bash", "-c", script], cwd=tmp_path, env=env) as shell:
+        status, output = shell.wait(timeout=400)
+        assert status == 0, output[-6000:]
         sessions = _emulator("sessions")
         conversions = _emulator("conversions")
-    finally:
-        os.killpg(shell.pid, signal.SIGTERM)  # the emulator the recipe left in the background
     assert [session["status"] for session in sessions] == ["Stopped"], sessions
     assert [conversion["status"] for conversion in conversions] == ["Succeeded"], conversions
     assert "ARR_EMULATOR_URL=" in (tmp_path / "emulator.out").read_text()

@@ -7,12 +7,8 @@ from a throwaway copy of the project (its DAG only) with a throwaway ``AIRFLOW_H
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +19,7 @@ from airflow_provider_arr.pytest_plugin import (
     DEFAULT_TOKEN_LIFETIME,
     MARKER_ARGUMENTS,
 )
+from tests.docs._shell import ProcessGroup, migrate, user_env
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = (REPO / "docs" / "testing.md").read_text()
@@ -56,31 +53,10 @@ def test_airflow_dags_test_in_a_subprocess(tmp_path: Path) -> None:
     (project / "dags").mkdir(parents=True)
     shutil.copy(REPO / "docs/examples/project/dags/my_render.py", project / "dags")
     shutil.copy(REPO / EXAMPLES[0], project)
-    bin_dir = str(Path(sys.executable).parent)  # airflow, as installed with the provider
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "AIRFLOW_HOME": str(tmp_path / "airflow-home"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    }
-    env.pop("AIRFLOW_CONN_ARR_DEFAULT", None)
-    subprocess.run(["airflow", "db", "migrate"], env=env, cwd=project, check=True, capture_output=True)
-    # In a process group of its own, killed at the end: no emulator outlives the test, even on a timeout.
-    example = subprocess.Popen(
-        [sys.executable, "run_my_render.py"],
-        env=env,
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        output, _ = example.communicate(timeout=240)
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # the group is gone: nothing left running
-            os.killpg(example.pid, signal.SIGKILL)
-        example.wait()
-    assert example.returncode == 0, output[-5000:]
+    env = user_env(tmp_path / "airflow-home")
+    migrate(env, project)
+    with ProcessGroup([sys.executable, "run_my_render.py"], cwd=project, env=env) as example:
+        status, output = example.wait(timeout=240)
+    assert status == 0, output[-5000:]
     assert output.rstrip().endswith("my_render succeeded")
     assert "state=success" in output  # what `airflow dags test` logs at the end of the run

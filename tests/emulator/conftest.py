@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from airflow_provider_arr.emulator import ArrEmulator
+from airflow_provider_arr.emulator.conversions import DEFAULT_CONVERSION_DELAY
 from airflow_provider_arr.emulator.state import DEFAULT_PAGE_SIZE
 
 MS_CV = re.compile(r"^[A-Za-z0-9+/]{22}\.0$")
@@ -135,3 +136,18 @@ def create_session(client: httpx.Client, auth: dict[str, str], sessions_url: str
         return response.json()["sessionId"]
 
     return create
+
+
+@pytest.fixture
+def conversion_clock(emulator: ArrEmulator) -> Iterator[FakeClock]:
+    """Conversions take 10 s of fake time (the emulator's default delay again afterwards)."""
+    fake = FakeClock()
+    emulator.state.clock, emulator.state.conversion_delay = fake, 10.0
+    yield fake
+    emulator.state.conversion_delay = DEFAULT_CONVERSION_DELAY
+
+
+@pytest.fixture
+def conversions(emulator: ArrEmulator) -> str:
+    """The conversions route of the emulator's account."""
+    return f"/accounts/{emulator.account_id}/conversions"

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from airflow_provider_arr.emulator import ArrEmulator
-from airflow_provider_arr.emulator.conversions import DEFAULT_CONVERSION_DELAY
 from tests.emulator.conftest import GUID, MS_CV, FakeClock
 
 API = {"api-version": "2021-01-01"}
@@ -37,20 +34,6 @@ def v1_body(path: str = "house.fbx", sas: bool = False) -> dict[str, object]:
     if sas:
         source["containerReadListSas"], target["containerWriteSas"] = SAS, SAS
     return {"input": source, "output": target}
-
-
-@pytest.fixture
-def conversion_clock(emulator: ArrEmulator) -> Iterator[FakeClock]:
-    """Conversions take 10 s of fake time."""
-    fake = FakeClock()
-    emulator.state.clock, emulator.state.conversion_delay = fake, 10.0
-    yield fake
-    emulator.state.conversion_delay = DEFAULT_CONVERSION_DELAY
-
-
-@pytest.fixture
-def conversions(emulator: ArrEmulator) -> str:
-    return f"/accounts/{emulator.account_id}/conversions"
 
 
 @pytest.fixture

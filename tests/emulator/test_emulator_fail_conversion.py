@@ -7,31 +7,16 @@ rule matches the input asset's path with a glob instead of failing "the next" co
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from airflow_provider_arr.emulator import ArrEmulator, EmulatorState
 from airflow_provider_arr.emulator.cli import build_parser, main
-from airflow_provider_arr.emulator.conversions import DEFAULT_CONVERSION_DELAY, DEFAULT_CONVERSION_FAILURE
+from airflow_provider_arr.emulator.conversions import DEFAULT_CONVERSION_FAILURE
 from airflow_provider_arr.emulator.process import EmulatorProcess
 from tests.emulator.conftest import FakeClock
 from tests.emulator.test_emulator_conversions import API, settings
-
-
-@pytest.fixture
-def conversions(emulator: ArrEmulator) -> str:
-    return f"/accounts/{emulator.account_id}/conversions"
-
-
-@pytest.fixture
-def conversion_clock(emulator: ArrEmulator) -> Iterator[FakeClock]:
-    """Conversions take 10 s of fake time."""
-    fake = FakeClock()
-    emulator.state.clock, emulator.state.conversion_delay = fake, 10.0
-    yield fake
-    emulator.state.conversion_delay = DEFAULT_CONVERSION_DELAY
 
 
 def put_and_finish(client: httpx.Client, url: str, auth: dict[str, str], paths: dict[str, str]) -> dict:
